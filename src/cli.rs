@@ -1,0 +1,86 @@
+//! Command-line arguments (clap derive). Doc comments are the `--help` text.
+
+use crate::report::Format;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Find, inventory and judge the private keys and certificates inside container images.
+#[derive(Debug, Parser)]
+#[command(name = "ocicert", version, about, long_about = None)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan an image for private keys and certificates.
+    Scan(ScanArgs),
+    /// List the rules with their ids, default severities and summaries.
+    Rules,
+}
+
+/// The level at which `scan` exits with status 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Critical,
+    High,
+    Medium,
+    Low,
+    Info,
+    /// Always exit 0 when the scan itself worked.
+    Never,
+}
+
+impl FailOn {
+    /// The severity threshold, or `None` for `never`.
+    pub fn threshold(self) -> Option<crate::finding::Severity> {
+        use crate::finding::Severity;
+        Some(match self {
+            Self::Critical => Severity::Critical,
+            Self::High => Severity::High,
+            Self::Medium => Severity::Medium,
+            Self::Low => Severity::Low,
+            Self::Info => Severity::Info,
+            Self::Never => return None,
+        })
+    }
+}
+
+/// Arguments of `ocicert scan`.
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// The image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REPO:TAG]`
+    /// or `dir:PATH`.
+    pub image: String,
+    /// Platform to scan in a multi-platform image, as `os/arch[/variant]` (default: the host's).
+    #[arg(long, conflicts_with = "all_platforms")]
+    pub platform: Option<String>,
+    /// Scan every platform of a multi-platform image (shared layers are scanned once).
+    #[arg(long)]
+    pub all_platforms: bool,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Exit with status 1 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::High)]
+    pub fail_on: FailOn,
+    /// Judge certificates as of this instant (RFC 3339, e.g. 2026-06-01T00:00:00Z).
+    #[arg(long)]
+    pub now: Option<String>,
+    /// Warn about certificates that expire within this many days.
+    #[arg(long, default_value_t = 30)]
+    pub expiry_warn: u32,
+    /// Extra keystore password to try (repeatable), after the empty one and common defaults.
+    #[arg(long = "keystore-password", env = "OCICERT_KEYSTORE_PASSWORD", value_delimiter = ',', hide_env_values = true)]
+    pub keystore_passwords: Vec<String>,
+    /// How many archives deep to look inside files (jar in war in tar.gz …).
+    #[arg(long, default_value_t = 3)]
+    pub max_archive_depth: u32,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}

@@ -1,0 +1,32 @@
+//! Command implementations: the only place that turns library errors into `anyhow` context,
+//! talks to the terminal, and decides the exit status.
+
+pub mod scan;
+
+use std::process::ExitCode;
+
+/// The outcome of a command, mapped to the process exit code by `main`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Nothing at or above `--fail-on`.
+    Clean,
+    /// Findings at or above `--fail-on`.
+    Violations,
+}
+
+impl From<Status> for ExitCode {
+    fn from(status: Status) -> Self {
+        match status {
+            Status::Clean => Self::SUCCESS,
+            Status::Violations => Self::from(1),
+        }
+    }
+}
+
+/// Prints the rule catalogue.
+pub fn rules(out: &mut dyn std::io::Write) -> anyhow::Result<Status> {
+    for rule in crate::finding::Rule::ALL {
+        writeln!(out, "{:<26} {:<8} {}", rule.id(), rule.default_severity(), rule.summary())?;
+    }
+    Ok(Status::Clean)
+}

@@ -1,0 +1,109 @@
+//! Binary DER files: certificates, PKCS#1/PKCS#8/SEC1/DSA keys, PKCS#10 requests and PKCS#12,
+//! recognised by ASN.1 structure rather than by file extension.
+//!
+//! Only inputs whose outer SEQUENCE spans the whole file (allowing trailing whitespace) are
+//! tried, so arbitrary binaries that start with 0x30 cost a few byte comparisons. Extensions are
+//! used only to decide whether a non-parsing file deserves a `der-unparseable` note.
+
+use super::{Artifact, CertEncoding, Options, UnparseableKind, has_extension};
+use crate::keys::{self, KeyFormat};
+use x509_parser::prelude::FromDer;
+
+const CRYPTO_EXTENSIONS: &[&str] = &["der", "cer", "crt", "key", "pk8", "p8", "csr", "req"];
+
+/// Length of the outer DER element (header plus content), if the header is well formed.
+pub fn outer_len(data: &[u8]) -> Option<usize> {
+    let first = *data.get(1)?;
+    if first < 0x80 {
+        return Some(2 + first as usize);
+    }
+    let count = (first & 0x7f) as usize;
+    if count == 0 || count > 4 {
+        return None;
+    }
+    let bytes = data.get(2..2 + count)?;
+    let len = bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+    Some(2 + count + len)
+}
+
+/// Detects DER structures in a file that starts with a SEQUENCE tag.
+pub fn detect(data: &[u8], lower_name: &str, options: &Options) -> Vec<Artifact> {
+    let crypto_name = has_extension(lower_name, CRYPTO_EXTENSIONS);
+    let Some(total) = outer_len(data) else {
+        return unparseable(crypto_name, "the DER header is malformed");
+    };
+    if total > data.len() {
+        return unparseable(crypto_name, "the file is shorter than its DER header says (truncated)");
+    }
+    if !data[total..].iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
+        return Vec::new();
+    }
+    let der = &data[..total];
+    if let Ok(info) = crate::x509::analyze(der) {
+        return vec![Artifact::Certificate {
+            info: Box::new(info),
+            encoding: CertEncoding::Der,
+        }];
+    }
+    if super::pkcs12::looks_like(der) {
+        return super::pkcs12::detect(der, options);
+    }
+    let key = |info| vec![Artifact::Key { info, keystore: None }];
+    if let Ok(info) = keys::pkcs8(der) {
+        return key(info);
+    }
+    if let Ok(info) = keys::encrypted_pkcs8(der) {
+        return key(info);
+    }
+    if let Ok(info) = keys::rsa_pkcs1(der, KeyFormat::Pkcs1) {
+        return key(info);
+    }
+    if let Ok(info) = keys::ec_sec1(der, None, KeyFormat::Sec1) {
+        return key(info);
+    }
+    if let Ok(info) = keys::dsa_traditional(der) {
+        return key(info);
+    }
+    if let Some(subject) = csr_subject(der) {
+        return vec![Artifact::CertificateRequest { subject }];
+    }
+    unparseable(crypto_name, "it is neither a certificate, a key nor a keystore")
+}
+
+fn unparseable(crypto_name: bool, reason: &str) -> Vec<Artifact> {
+    if !crypto_name {
+        return Vec::new();
+    }
+    vec![Artifact::Unparseable {
+        what: "DER certificate or key".into(),
+        reason: reason.into(),
+        kind: UnparseableKind::Der,
+    }]
+}
+
+/// The subject of a PKCS#10 certificate request.
+pub fn csr_subject(der: &[u8]) -> Option<String> {
+    x509_parser::certification_request::X509CertificationRequest::from_der(der)
+        .ok()
+        .map(|(_, csr)| csr.certification_request_info.subject.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outer_length_handles_short_and_long_forms() {
+        assert_eq!(outer_len(&[0x30, 0x03, 1, 2, 3]), Some(5));
+        assert_eq!(outer_len(&[0x30, 0x82, 0x01, 0x00]), Some(260));
+        assert_eq!(outer_len(&[0x30, 0x80]), None);
+        assert_eq!(outer_len(&[0x30]), None);
+    }
+
+    #[test]
+    fn truncated_der_with_a_key_name_is_reported() {
+        let found = detect(&[0x30, 0x82, 0x10, 0x00, 1, 2], "server.key", &Options::default());
+        assert!(matches!(&found[..], [Artifact::Unparseable { kind: UnparseableKind::Der, .. }]));
+        assert!(detect(&[0x30, 0x82, 0x10, 0x00, 1, 2], "blob.bin", &Options::default()).is_empty());
+    }
+}

@@ -1,0 +1,267 @@
+//! Detectors: find private keys, certificates and keystores in the bytes of one file.
+//!
+//! Each format lives in its own module and is a pure function over bytes. `scan_file` runs them
+//! all and recurses into nested archives within the limits of `Options`. Nothing here knows about
+//! layers, whiteouts or severities: that is `layer` and `analyze`. Detections never hold key
+//! material, only the public facts about it (`KeyInfo`, `CertInfo`).
+
+pub mod archive;
+pub mod config;
+pub mod der;
+pub mod jks;
+pub mod openssh;
+pub mod pem;
+pub mod pgp;
+pub mod pkcs12;
+pub mod putty;
+
+use crate::keys::{self, KeyFormat, KeyInfo};
+use crate::x509::{self, CertInfo};
+use serde::{Deserialize, Serialize};
+
+/// How a certificate was stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertEncoding {
+    Pem,
+    TrustedPem,
+    Der,
+    Pkcs12,
+    JavaKeystore,
+}
+
+/// Which kind of keystore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeystoreKind {
+    Pkcs12,
+    Jks,
+    Jceks,
+}
+
+impl KeystoreKind {
+    /// The name users know the format by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pkcs12 => "PKCS#12",
+            Self::Jks => "JKS",
+            Self::Jceks => "JCEKS",
+        }
+    }
+}
+
+/// What opened a keystore. The password itself is never reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeystorePassword {
+    /// The empty password.
+    Empty,
+    /// One of the well-known defaults (`changeit`, `password`, …).
+    WellKnownDefault,
+    /// A password the user supplied with `--keystore-password` or the policy file.
+    Configured,
+    /// None of the candidates; the entries could not be read.
+    Unknown,
+    /// The format lists entries without a password (JKS).
+    NotNeeded,
+}
+
+/// One thing a detector found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Artifact {
+    /// A certificate, parsed.
+    Certificate { info: Box<CertInfo>, encoding: CertEncoding },
+    /// A private key, analysed. `keystore` is set when it was a keystore entry.
+    Key { info: KeyInfo, keystore: Option<KeystoreKind> },
+    /// A PKCS#10 certificate request (inventory only).
+    CertificateRequest { subject: String },
+    /// A keystore container.
+    Keystore { kind: KeystoreKind, password: KeystorePassword, entries: usize },
+    /// Bytes that claim to be a key, certificate or keystore but do not parse.
+    Unparseable { what: String, reason: String, kind: UnparseableKind },
+    /// A safety limit stopped part of the scan.
+    LimitReached { reason: String },
+}
+
+/// Which family an unparseable artifact belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnparseableKind {
+    Pem,
+    Der,
+    Keystore,
+}
+
+/// An artifact and where it sits inside nested archives of the scanned file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Detection {
+    /// What was found.
+    pub artifact: Artifact,
+    /// Path inside nested archives, `lib/app.jar!/META-INF/app.key`; `None` for the file itself.
+    pub archive_path: Option<String>,
+}
+
+/// Tunables for one scan.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Extra keystore passwords to try after the empty one and the built-in defaults.
+    pub keystore_passwords: Vec<String>,
+    /// How many archives deep to look (`a.war!/b.jar!/c.key` is depth 2).
+    pub max_archive_depth: u32,
+    /// The largest archive entry that is inflated into memory.
+    pub max_entry_bytes: u64,
+    /// The most bytes inflated from nested archives of one top-level file.
+    pub max_total_inflated: u64,
+    /// The largest inflated:compressed ratio accepted for entries over 1 MiB.
+    pub max_ratio: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            keystore_passwords: Vec::new(),
+            max_archive_depth: 3,
+            max_entry_bytes: 64 * 1024 * 1024,
+            max_total_inflated: 512 * 1024 * 1024,
+            max_ratio: 200,
+        }
+    }
+}
+
+/// Passwords tried on every keystore after the empty one.
+pub const DEFAULT_KEYSTORE_PASSWORDS: &[&str] = &[
+    "changeit", "changeme", "password", "secret", "123456", "keystore", "storepass", "admin",
+];
+
+/// Files up to this size are read whole and given to every detector; larger files are
+/// streamed through the PEM scanner only (a certificate or key file is never this large).
+pub const MAX_WHOLE_FILE: u64 = 32 * 1024 * 1024;
+
+/// Runs every detector over the bytes of one file. `name` is used for extension hints and
+/// archive-path display only; detection is by content.
+pub fn scan_file(name: &str, data: &[u8], options: &Options) -> Vec<Detection> {
+    let mut out = Vec::new();
+    let mut budget = archive::Budget::new(options);
+    scan_nested(name, data, options, 0, None, &mut budget, &mut out);
+    out
+}
+
+fn scan_nested(
+    name: &str,
+    data: &[u8],
+    options: &Options,
+    depth: u32,
+    archive_path: Option<&str>,
+    budget: &mut archive::Budget,
+    out: &mut Vec<Detection>,
+) {
+    let mut push = |artifact: Artifact| {
+        out.push(Detection {
+            artifact,
+            archive_path: archive_path.map(str::to_string),
+        });
+    };
+    for block in pem::blocks(data) {
+        if let Some(artifact) = interpret_pem(&block) {
+            push(artifact);
+        }
+    }
+    if let Some(artifact) = putty::detect(data) {
+        push(artifact);
+    }
+    let lower = name.to_ascii_lowercase();
+    if data.first() == Some(&0x30) {
+        let found = der::detect(data, &lower, options);
+        found.into_iter().for_each(&mut push);
+    } else if let Some(found) = jks::detect(data) {
+        found.into_iter().for_each(&mut push);
+    } else if has_extension(&lower, &["p12", "pfx"]) {
+        push(Artifact::Unparseable {
+            what: "PKCS#12 keystore".into(),
+            reason: if data.is_empty() {
+                "the file is empty".into()
+            } else {
+                "it is not DER".into()
+            },
+            kind: UnparseableKind::Keystore,
+        });
+    }
+    if archive::is_archive(data, &lower) {
+        archive::scan(name, data, options, depth, archive_path, budget, out);
+    }
+}
+
+/// Whether `lower_name` ends with one of the extensions (without dot).
+pub fn has_extension(lower_name: &str, extensions: &[&str]) -> bool {
+    lower_name
+        .rsplit_once('.')
+        .is_some_and(|(_, ext)| extensions.contains(&ext))
+}
+
+fn unparseable_pem(label: &str, reason: impl Into<String>) -> Artifact {
+    Artifact::Unparseable {
+        what: format!("PEM {label}"),
+        reason: reason.into(),
+        kind: UnparseableKind::Pem,
+    }
+}
+
+/// Turns one PEM block into an artifact. Labels that are not secrets or certificates (public
+/// keys, CRLs, parameters) give `None`.
+pub fn interpret_pem(block: &pem::Block) -> Option<Artifact> {
+    let label = block.label.as_str();
+    let body = match &block.body {
+        Ok(body) => body.as_slice(),
+        Err(reason) => return is_interesting(label).then(|| unparseable_pem(label, reason.clone())),
+    };
+    let key = |result: Result<KeyInfo, keys::Error>| match result {
+        Ok(info) => Artifact::Key {
+            info,
+            keystore: None,
+        },
+        Err(e) => unparseable_pem(label, e.reason),
+    };
+    let legacy_encrypted = block
+        .headers
+        .iter()
+        .any(|(name, value)| name == "Proc-Type" && value.contains("ENCRYPTED"));
+    Some(match label {
+        "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE" => match x509::analyze(body) {
+            Ok(info) => Artifact::Certificate {
+                info: Box::new(info),
+                encoding: if label == "TRUSTED CERTIFICATE" {
+                    CertEncoding::TrustedPem
+                } else {
+                    CertEncoding::Pem
+                },
+            },
+            Err(e) => unparseable_pem(label, e.to_string()),
+        },
+        "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => match der::csr_subject(body) {
+            Some(subject) => Artifact::CertificateRequest { subject },
+            None => unparseable_pem(label, "not a PKCS#10 request"),
+        },
+        "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "DSA PRIVATE KEY" if legacy_encrypted => {
+            let algorithm = label.split(' ').next().unwrap_or("unknown").to_ascii_lowercase();
+            key(Ok(keys::encrypted(
+                KeyFormat::LegacyEncryptedPem,
+                &algorithm,
+                body,
+            )))
+        }
+        "RSA PRIVATE KEY" => key(keys::rsa_pkcs1(body, KeyFormat::Pkcs1)),
+        "EC PRIVATE KEY" => key(keys::ec_sec1(body, None, KeyFormat::Sec1)),
+        "DSA PRIVATE KEY" => key(keys::dsa_traditional(body)),
+        "PRIVATE KEY" => key(keys::pkcs8(body)),
+        "ENCRYPTED PRIVATE KEY" => key(keys::encrypted_pkcs8(body)),
+        "OPENSSH PRIVATE KEY" => key(openssh::analyze(body)),
+        "PGP PRIVATE KEY BLOCK" => key(pgp::analyze(body)),
+        _ => return None,
+    })
+}
+
+fn is_interesting(label: &str) -> bool {
+    label.contains("PRIVATE KEY") || label.contains("CERTIFICATE")
+}
+
+#[cfg(test)]
+mod examples;

@@ -1,0 +1,99 @@
+//! PKCS#12 (`.p12`/`.pfx`) keystores, opened with p12-keystore by trying the empty password, the
+//! well-known defaults and the user's configured passwords.
+//!
+//! A keystore that none of them opens is still reported (`keystore-unknown-password`): its
+//! presence is a finding even when its contents stay unknown. The password that worked is never
+//! reported, only which kind of password it was.
+
+use super::{Artifact, CertEncoding, KeystoreKind, KeystorePassword, Options, UnparseableKind};
+use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
+
+/// Whether `der` starts like a PFX: SEQUENCE { INTEGER 3, SEQUENCE { … } }.
+pub fn looks_like(der: &[u8]) -> bool {
+    let content_start = match der.get(1) {
+        Some(b) if *b < 0x80 => 2,
+        Some(b) => 2 + (b & 0x7f) as usize,
+        None => return false,
+    };
+    der.get(content_start..content_start + 4) == Some(&[0x02, 0x01, 0x03, 0x30])
+}
+
+/// Lists the certificates and keys of a PKCS#12 file.
+pub fn detect(der: &[u8], options: &Options) -> Vec<Artifact> {
+    let candidates = std::iter::once(("", KeystorePassword::Empty))
+        .chain(
+            super::DEFAULT_KEYSTORE_PASSWORDS
+                .iter()
+                .map(|p| (*p, KeystorePassword::WellKnownDefault)),
+        )
+        .chain(
+            options
+                .keystore_passwords
+                .iter()
+                .map(|p| (p.as_str(), KeystorePassword::Configured)),
+        );
+    for (password, kind) in candidates {
+        match KeyStore::from_pkcs12(der, password, Pkcs12ImportPolicy::Relaxed) {
+            Ok(store) => return contents(&store, kind),
+            Err(p12_keystore::error::Error::MacError(_)) => continue,
+            Err(e) => {
+                return vec![Artifact::Unparseable {
+                    what: "PKCS#12 keystore".into(),
+                    reason: e.to_string(),
+                    kind: UnparseableKind::Keystore,
+                }];
+            }
+        }
+    }
+    vec![Artifact::Keystore {
+        kind: KeystoreKind::Pkcs12,
+        password: KeystorePassword::Unknown,
+        entries: 0,
+    }]
+}
+
+fn contents(store: &KeyStore, password: KeystorePassword) -> Vec<Artifact> {
+    let mut out = vec![Artifact::Keystore {
+        kind: KeystoreKind::Pkcs12,
+        password,
+        entries: store.entries_len(),
+    }];
+    let mut certificate = |der: &[u8]| {
+        if let Ok(info) = crate::x509::analyze(der) {
+            out.push(Artifact::Certificate {
+                info: Box::new(info),
+                encoding: CertEncoding::Pkcs12,
+            });
+        }
+    };
+    let mut keys = Vec::new();
+    for (_alias, entry) in store.entries() {
+        match entry {
+            KeyStoreEntry::PrivateKeyChain(chain) => {
+                keys.push(crate::keys::pkcs8(chain.key().as_der()));
+                for cert in chain.certs() {
+                    certificate(cert.as_der());
+                }
+            }
+            KeyStoreEntry::Certificate(cert) => certificate(cert.as_der()),
+            KeyStoreEntry::Secret(_) => {}
+        }
+    }
+    for key in keys {
+        out.push(match key {
+            Ok(mut info) => {
+                info.format = crate::keys::KeyFormat::Pkcs12;
+                Artifact::Key {
+                    info,
+                    keystore: Some(KeystoreKind::Pkcs12),
+                }
+            }
+            Err(e) => Artifact::Unparseable {
+                what: "PKCS#12 key bag".into(),
+                reason: e.reason,
+                kind: UnparseableKind::Keystore,
+            },
+        });
+    }
+    out
+}

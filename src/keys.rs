@@ -1,0 +1,368 @@
+//! Private-key analysis: algorithm, size, encryption, and the public key's SPKI fingerprint.
+//!
+//! Every parser here reads key material only to derive public facts about it; nothing returned
+//! holds private bytes, so a `KeyInfo` is always safe to print. This module does not locate keys
+//! in files (that is `detect`) and does not judge them (that is `analyze`).
+
+use pkcs8::der::{Decode, Encode, asn1::BitStringRef};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// How a private key was stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyFormat {
+    Pkcs1,
+    Pkcs8,
+    Sec1,
+    DsaTraditional,
+    EncryptedPkcs8,
+    LegacyEncryptedPem,
+    Openssh,
+    Pgp,
+    Putty,
+    Pkcs12,
+    JavaKeystore,
+}
+
+impl KeyFormat {
+    /// The kebab-case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pkcs1 => "PKCS#1",
+            Self::Pkcs8 => "PKCS#8",
+            Self::Sec1 => "SEC1",
+            Self::DsaTraditional => "OpenSSL DSA",
+            Self::EncryptedPkcs8 => "encrypted PKCS#8",
+            Self::LegacyEncryptedPem => "legacy encrypted PEM",
+            Self::Openssh => "OpenSSH",
+            Self::Pgp => "OpenPGP",
+            Self::Putty => "PuTTY",
+            Self::Pkcs12 => "PKCS#12",
+            Self::JavaKeystore => "Java keystore",
+        }
+    }
+}
+
+/// Public facts about a private key. Never contains key material.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// How the key was stored.
+    pub format: KeyFormat,
+    /// `rsa`, `ec`, `ed25519`, `ed448`, `x25519`, `dsa`, `ssh-…`, `pgp` or `unknown`.
+    pub algorithm: String,
+    /// Key size in bits, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bits: Option<u32>,
+    /// Named curve for EC keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curve: Option<String>,
+    /// Whether the key is protected by a passphrase.
+    pub encrypted: bool,
+    /// SHA-256 of the DER SubjectPublicKeyInfo derived from the key, when it can be derived.
+    /// This is what pairs a key with its certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spki_sha256: Option<String>,
+    /// Stable identity of the key: `sha256:` + the SPKI hash when known, otherwise a hash of
+    /// the key's public part or, for encrypted keys, of the encrypted blob.
+    pub fingerprint: String,
+}
+
+/// A key that could not be analysed.
+#[derive(Debug, thiserror::Error)]
+#[error("{format:?} key does not parse: {reason}")]
+pub struct Error {
+    /// What the bytes were supposed to be.
+    pub format: KeyFormat,
+    /// Why they are not.
+    pub reason: String,
+}
+
+fn error(format: KeyFormat, reason: impl std::fmt::Display) -> Error {
+    Error {
+        format,
+        reason: reason.to_string(),
+    }
+}
+
+/// `sha256:` + lowercase hex.
+pub fn sha256_fingerprint(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+pub(crate) const OID_RSA: &str = "1.2.840.113549.1.1.1";
+const OID_RSA_PSS: &str = "1.2.840.113549.1.1.10";
+pub(crate) const OID_EC: &str = "1.2.840.10045.2.1";
+const OID_DSA: &str = "1.2.840.10040.4.1";
+pub(crate) const OID_ED25519: &str = "1.3.101.112";
+const OID_ED448: &str = "1.3.101.113";
+const OID_X25519: &str = "1.3.101.110";
+const OID_X448: &str = "1.3.101.111";
+
+/// Name and size of a named curve, by OID.
+pub fn curve_name(oid: &str) -> Option<(&'static str, u32)> {
+    Some(match oid {
+        "1.2.840.10045.3.1.7" => ("P-256", 256),
+        "1.3.132.0.34" => ("P-384", 384),
+        "1.3.132.0.35" => ("P-521", 521),
+        "1.3.132.0.10" => ("secp256k1", 256),
+        "1.2.840.10045.3.1.1" => ("P-192", 192),
+        "1.3.132.0.33" => ("P-224", 224),
+        "1.3.36.3.3.2.8.1.1.7" => ("brainpoolP256r1", 256),
+        "1.3.36.3.3.2.8.1.1.11" => ("brainpoolP384r1", 384),
+        "1.3.36.3.3.2.8.1.1.13" => ("brainpoolP512r1", 512),
+        _ => return None,
+    })
+}
+
+pub(crate) fn bits_of(unsigned_big_endian: &[u8]) -> u32 {
+    let trimmed: &[u8] = {
+        let start = unsigned_big_endian
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(unsigned_big_endian.len());
+        &unsigned_big_endian[start..]
+    };
+    match trimmed.first() {
+        None => 0,
+        Some(first) => (trimmed.len() as u32 - 1) * 8 + (8 - first.leading_zeros()),
+    }
+}
+
+pub(crate) fn spki_hash(algorithm_oid: &str, parameters_oid: Option<&str>, public_key: &[u8]) -> Option<String> {
+    let oid = pkcs8::ObjectIdentifier::new(algorithm_oid).ok()?;
+    let parameters = match (algorithm_oid, parameters_oid) {
+        (_, Some(curve)) => Some(pkcs8::der::Any::from(pkcs8::ObjectIdentifier::new(curve).ok()?)),
+        (OID_RSA, None) => Some(pkcs8::der::Any::null()),
+        _ => None,
+    };
+    let spki = pkcs8::spki::SubjectPublicKeyInfo {
+        algorithm: pkcs8::spki::AlgorithmIdentifier { oid, parameters },
+        subject_public_key: BitStringRef::from_bytes(public_key).ok()?,
+    };
+    let der = spki.to_der().ok()?;
+    Some(hex::encode(Sha256::digest(der)))
+}
+
+pub(crate) fn with_spki(
+    format: KeyFormat,
+    algorithm: &str,
+    bits: Option<u32>,
+    curve: Option<&str>,
+    spki: Option<String>,
+    fallback_identity: &[u8],
+) -> KeyInfo {
+    let fingerprint = match &spki {
+        Some(hash) => format!("sha256:{hash}"),
+        None => sha256_fingerprint(fallback_identity),
+    };
+    KeyInfo {
+        format,
+        algorithm: algorithm.to_string(),
+        bits,
+        curve: curve.map(str::to_string),
+        encrypted: false,
+        spki_sha256: spki,
+        fingerprint,
+    }
+}
+
+/// Analyses a PKCS#1 `RSAPrivateKey`.
+pub fn rsa_pkcs1(der: &[u8], format: KeyFormat) -> Result<KeyInfo, Error> {
+    let key = pkcs1::RsaPrivateKey::from_der(der).map_err(|e| error(format, e))?;
+    let public = pkcs1::RsaPublicKey {
+        modulus: key.modulus,
+        public_exponent: key.public_exponent,
+    }
+    .to_der()
+    .map_err(|e| error(format, e))?;
+    let bits = bits_of(key.modulus.as_bytes());
+    let spki = spki_hash(OID_RSA, None, &public);
+    Ok(with_spki(format, "rsa", Some(bits), None, spki, &public))
+}
+
+/// Analyses a SEC1 `ECPrivateKey`; `curve_hint` comes from a PKCS#8 wrapper when present.
+pub fn ec_sec1(der: &[u8], curve_hint: Option<&str>, format: KeyFormat) -> Result<KeyInfo, Error> {
+    let key = sec1::EcPrivateKey::from_der(der).map_err(|e| error(format, e))?;
+    let curve_oid = key
+        .parameters
+        .and_then(|p| p.named_curve())
+        .map(|oid| oid.to_string())
+        .or_else(|| curve_hint.map(str::to_string));
+    let (curve, bits) = match curve_oid.as_deref().and_then(curve_name) {
+        Some((name, bits)) => (Some(name), Some(bits)),
+        None => (None, Some(key.private_key.len() as u32 * 8)),
+    };
+    let public: Option<Vec<u8>> = match key.public_key {
+        Some(point) => Some(point.to_vec()),
+        None => derive_ec_public(curve, key.private_key),
+    };
+    let spki = match (&public, &curve_oid) {
+        (Some(point), Some(oid)) => spki_hash(OID_EC, Some(oid), point),
+        _ => None,
+    };
+    let identity = public.unwrap_or_default();
+    Ok(with_spki(format, "ec", bits, curve, spki, &identity))
+}
+
+/// Computes the uncompressed public point for curves we carry arithmetic for.
+fn derive_ec_public(curve: Option<&str>, scalar: &[u8]) -> Option<Vec<u8>> {
+    match curve? {
+        "P-256" => {
+            let secret = p256::SecretKey::from_slice(scalar).ok()?;
+            Some(p256::EncodedPoint::from(secret.public_key()).as_bytes().to_vec())
+        }
+        "P-384" => {
+            let secret = p384::SecretKey::from_slice(scalar).ok()?;
+            Some(p384::EncodedPoint::from(secret.public_key()).as_bytes().to_vec())
+        }
+        _ => None,
+    }
+}
+
+/// Analyses a PKCS#8 `PrivateKeyInfo` (unencrypted).
+pub fn pkcs8(der: &[u8]) -> Result<KeyInfo, Error> {
+    let format = KeyFormat::Pkcs8;
+    let info = pkcs8::PrivateKeyInfo::from_der(der).map_err(|e| error(format, e))?;
+    let oid = info.algorithm.oid.to_string();
+    match oid.as_str() {
+        OID_RSA | OID_RSA_PSS => rsa_pkcs1(info.private_key, format),
+        OID_EC => {
+            let curve = info
+                .algorithm
+                .parameters_oid()
+                .ok()
+                .map(|oid| oid.to_string());
+            ec_sec1(info.private_key, curve.as_deref(), format)
+        }
+        OID_ED25519 => {
+            let seed = pkcs8::der::asn1::OctetStringRef::from_der(info.private_key)
+                .map_err(|e| error(format, e))?;
+            let seed: [u8; 32] = seed
+                .as_bytes()
+                .try_into()
+                .map_err(|_| error(format, "Ed25519 seed is not 32 bytes"))?;
+            let public = match info.public_key {
+                Some(public) => public.to_vec(),
+                None => ed25519_dalek::SigningKey::from_bytes(&seed)
+                    .verifying_key()
+                    .to_bytes()
+                    .to_vec(),
+            };
+            let spki = spki_hash(OID_ED25519, None, &public);
+            Ok(with_spki(format, "ed25519", Some(256), None, spki, &public))
+        }
+        OID_DSA => {
+            let identity = info.algorithm.parameters.map(|p| p.value().to_vec());
+            Ok(with_spki(format, "dsa", None, None, None, &identity.unwrap_or_default()))
+        }
+        other => {
+            let name = match other {
+                OID_ED448 => "ed448",
+                OID_X25519 => "x25519",
+                OID_X448 => "x448",
+                _ => "unknown",
+            };
+            let spki = info
+                .public_key
+                .and_then(|public| spki_hash(other, None, public));
+            let identity = info.public_key.unwrap_or(other.as_bytes()).to_vec();
+            Ok(with_spki(format, name, None, None, spki, &identity))
+        }
+    }
+}
+
+/// Analyses OpenSSL's traditional `DSA PRIVATE KEY`: SEQUENCE { 0, p, q, g, y, x }.
+pub fn dsa_traditional(der: &[u8]) -> Result<KeyInfo, Error> {
+    let format = KeyFormat::DsaTraditional;
+    let integers: Vec<pkcs8::der::asn1::UintRef<'_>> =
+        Vec::from_der(der).map_err(|e| error(format, e))?;
+    if integers.len() != 6 {
+        return Err(error(format, "expected six integers"));
+    }
+    let bits = bits_of(integers[1].as_bytes());
+    Ok(with_spki(
+        format,
+        "dsa",
+        Some(bits),
+        None,
+        None,
+        integers[4].as_bytes(),
+    ))
+}
+
+/// Analyses a PKCS#8 `EncryptedPrivateKeyInfo`; only the envelope is readable.
+pub fn encrypted_pkcs8(der: &[u8]) -> Result<KeyInfo, Error> {
+    let format = KeyFormat::EncryptedPkcs8;
+    pkcs8::EncryptedPrivateKeyInfo::from_der(der).map_err(|e| error(format, e))?;
+    Ok(encrypted(format, "unknown", der))
+}
+
+/// A key whose body is encrypted: its fingerprint is the hash of the encrypted blob.
+pub fn encrypted(format: KeyFormat, algorithm: &str, blob: &[u8]) -> KeyInfo {
+    KeyInfo {
+        format,
+        algorithm: algorithm.to_string(),
+        bits: None,
+        curve: None,
+        encrypted: true,
+        spki_sha256: None,
+        fingerprint: sha256_fingerprint(blob),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+        fs_err::read(path).unwrap_or_default()
+    }
+
+    fn expected_spki(name: &str) -> String {
+        String::from_utf8(fixture(&format!("keys/{name}.spki.sha256")))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    #[test]
+    fn derives_the_same_spki_as_openssl_for_every_key_type() {
+        let cases = [
+            ("rsa-pkcs1.der", "rsa-pkcs1"),
+            ("ec-sec1.der", "ec-sec1"),
+            ("ec-sec1-nopub.der", "ec-sec1-nopub"),
+            ("ed25519.der", "ed25519"),
+        ];
+        for (file, spki_name) in cases {
+            let der = fixture(&format!("keys/{file}"));
+            let info = match file {
+                "rsa-pkcs1.der" => rsa_pkcs1(&der, KeyFormat::Pkcs1),
+                f if f.starts_with("ec-") => ec_sec1(&der, None, KeyFormat::Sec1),
+                _ => pkcs8(&der),
+            }
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(info.spki_sha256.as_deref(), Some(expected_spki(spki_name).as_str()), "{file}");
+            assert!(!info.encrypted);
+        }
+    }
+
+    #[test]
+    fn reports_rsa_size_and_ec_curve() {
+        let rsa = rsa_pkcs1(&fixture("keys/rsa-pkcs1.der"), KeyFormat::Pkcs1).unwrap();
+        assert_eq!((rsa.algorithm.as_str(), rsa.bits), ("rsa", Some(2048)));
+        let ec = ec_sec1(&fixture("keys/ec-sec1.der"), None, KeyFormat::Sec1).unwrap();
+        assert_eq!((ec.curve.as_deref(), ec.bits), (Some("P-256"), Some(256)));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(pkcs8(b"\x30\x03\x02\x01").is_err());
+        assert!(rsa_pkcs1(&[0x30, 0x82, 0xff, 0xff], KeyFormat::Pkcs1).is_err());
+        assert!(ec_sec1(&[], None, KeyFormat::Sec1).is_err());
+        assert!(dsa_traditional(b"\x30\x00").is_err());
+        assert!(encrypted_pkcs8(b"garbage").is_err());
+    }
+}

@@ -1,0 +1,246 @@
+//! Walking one layer blob: verify its digest while streaming, decompress (gzip, zstd or none),
+//! read tar entries (PAX and GNU long names via the tar crate), record whiteouts, and run the
+//! detectors over each regular file.
+//!
+//! Nothing is written to disk and links are never followed: a symlink is a path change, not
+//! content, and a hardlink re-reports what its target held in the same layer. Files up to
+//! `detect::MAX_WHOLE_FILE` are buffered for the structural detectors; larger ones are streamed
+//! through the PEM scanner only, so memory stays bounded whatever the layer holds. Whether a
+//! file survives into the final image is decided later, across layers, by `overlay`.
+
+use crate::detect::{self, Artifact, Detection, Options};
+use crate::image::digest::{Digest, VerifyingReader};
+use flate2::bufread::MultiGzDecoder;
+use std::cell::Cell;
+use std::io::{BufRead, BufReader, Read};
+use std::rc::Rc;
+
+/// How a path changed in a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A directory was created or updated.
+    Directory,
+    /// A file, link or device was written (replacing whatever was there).
+    Entry,
+    /// `.wh.NAME`: the path was deleted.
+    Whiteout,
+    /// `.wh..wh..opq`: everything below the directory from lower layers is hidden.
+    Opaque,
+}
+
+/// What one layer contains, as far as the scan cares.
+#[derive(Debug, Default)]
+pub struct LayerScan {
+    /// Every path the layer touches, in tar order.
+    pub changes: Vec<(String, Change)>,
+    /// Detections with the absolute path of the file they came from.
+    pub detections: Vec<(String, Detection)>,
+    /// Regular files read.
+    pub files: u64,
+    /// Uncompressed bytes of file content read.
+    pub bytes: u64,
+}
+
+/// A layer that could not be scanned. Every variant names the layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("layer `{layer}` does not decompress (truncated or corrupt {compression} stream){}", at(path))]
+    Decompress {
+        layer: String,
+        compression: &'static str,
+        path: Option<String>,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("layer `{layer}` is not a valid tar archive{}", at(path))]
+    Tar {
+        layer: String,
+        path: Option<String>,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read layer `{layer}`")]
+    Read {
+        layer: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("layer `{layer}` does not match its digest: the content hashes to `{actual}`")]
+    DigestMismatch { layer: String, actual: String },
+    #[error("layer `{layer}` is {actual} bytes, but the manifest says {expected}")]
+    SizeMismatch { layer: String, expected: u64, actual: u64 },
+    #[error("layer `{layer}` has an unsupported digest")]
+    BadDigest { layer: String },
+}
+
+fn at(path: &Option<String>) -> String {
+    path.as_ref().map(|p| format!(" at `{p}`")).unwrap_or_default()
+}
+
+/// Reads through a decompressor and remembers whether the failure came from it.
+struct Watched<R> {
+    inner: R,
+    failed: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|_| self.failed.set(true))
+    }
+}
+
+/// Normalises a tar path to an absolute image path, resolving `.` and `..` lexically without
+/// ever leaving `/`.
+pub fn normalize(raw: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Scans one layer. `layer` names it in errors; `expected` is its digest when known.
+pub fn scan(raw: impl Read, layer: &str, expected_size: Option<u64>, options: &Options) -> Result<LayerScan, Error> {
+    let digest = Digest::parse(layer).ok_or_else(|| Error::BadDigest { layer: layer.to_string() })?;
+    let limit = expected_size.map_or(u64::MAX, |size| size.saturating_add(1));
+    let verifying = VerifyingReader::new(raw.take(limit), digest.algorithm);
+    let mut buffered = BufReader::with_capacity(256 * 1024, verifying);
+    let head = buffered.fill_buf().map_err(|source| Error::Read { layer: layer.to_string(), source })?;
+    let failed = Rc::new(Cell::new(false));
+    let (compression, decoder): (&'static str, Box<dyn Read + '_>) = if head.starts_with(&[0x1f, 0x8b]) {
+        ("gzip", Box::new(Watched { inner: MultiGzDecoder::new(&mut buffered), failed: failed.clone() }))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let decoder = zstd::stream::read::Decoder::with_buffer(&mut buffered)
+            .map_err(|source| Error::Read { layer: layer.to_string(), source })?;
+        ("zstd", Box::new(Watched { inner: decoder, failed: failed.clone() }))
+    } else {
+        ("uncompressed", Box::new(&mut buffered))
+    };
+    let mut result = LayerScan::default();
+    let mut last_path: Option<String> = None;
+    let outcome = walk(decoder, options, &mut result, &mut last_path);
+    if let Err(source) = outcome {
+        let layer = layer.to_string();
+        return Err(if failed.get() {
+            Error::Decompress { layer, compression, path: last_path, source }
+        } else {
+            Error::Tar { layer, path: last_path, source }
+        });
+    }
+    let (actual, bytes) = buffered
+        .into_inner()
+        .finish()
+        .map_err(|source| Error::Read { layer: layer.to_string(), source })?;
+    if let Some(expected) = expected_size {
+        if bytes != expected {
+            return Err(Error::SizeMismatch { layer: layer.to_string(), expected, actual: bytes });
+        }
+    }
+    if actual != layer {
+        return Err(Error::DigestMismatch { layer: layer.to_string(), actual });
+    }
+    Ok(result)
+}
+
+fn walk(decoder: impl Read, options: &Options, result: &mut LayerScan, last_path: &mut Option<String>) -> std::io::Result<()> {
+    let mut archive = tar::Archive::new(decoder);
+    let mut buffer = Vec::new();
+    let mut hardlinks: Vec<(String, String)> = Vec::new();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let raw_path = entry.path()?.to_string_lossy().into_owned();
+        let path = normalize(&raw_path);
+        *last_path = Some(path.clone());
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", &path));
+        if name == ".wh..wh..opq" {
+            result.changes.push((normalize(parent), Change::Opaque));
+            continue;
+        }
+        if let Some(deleted) = name.strip_prefix(".wh.") {
+            result.changes.push((normalize(&format!("{parent}/{deleted}")), Change::Whiteout));
+            continue;
+        }
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            result.changes.push((path, Change::Directory));
+            continue;
+        }
+        result.changes.push((path.clone(), Change::Entry));
+        if kind.is_hard_link() {
+            if let Some(target) = entry.link_name()? {
+                hardlinks.push((path, normalize(&target.to_string_lossy())));
+            }
+            continue;
+        }
+        if !(kind.is_file() || kind.is_gnu_sparse() || kind == tar::EntryType::Continuous) {
+            continue;
+        }
+        let size = entry.size();
+        if size == 0 {
+            continue;
+        }
+        result.files += 1;
+        result.bytes += size;
+        let found = if size <= detect::MAX_WHOLE_FILE {
+            buffer.clear();
+            (&mut entry).take(detect::MAX_WHOLE_FILE).read_to_end(&mut buffer)?;
+            detect::scan_file(name, &buffer, options)
+        } else {
+            scan_large(&mut entry)?
+        };
+        result.detections.extend(found.into_iter().map(|d| (path.clone(), d)));
+    }
+    for (link, target) in hardlinks {
+        let copies: Vec<_> = result
+            .detections
+            .iter()
+            .filter(|(path, _)| *path == target)
+            .map(|(_, detection)| (link.clone(), detection.clone()))
+            .collect();
+        result.detections.extend(copies);
+    }
+    Ok(())
+}
+
+/// Streams a file too large to buffer: PEM blocks only, and a note when it is an archive.
+fn scan_large(reader: &mut impl Read) -> std::io::Result<Vec<Detection>> {
+    let mut head = Vec::with_capacity(512);
+    reader.take(512).read_to_end(&mut head)?;
+    let mut found = Vec::new();
+    if detect::archive::is_archive(&head, "") {
+        found.push(Detection {
+            artifact: Artifact::LimitReached {
+                reason: format!(
+                    "archive larger than {} MiB was not opened; only PEM text in it was scanned",
+                    detect::MAX_WHOLE_FILE / (1024 * 1024)
+                ),
+            },
+            archive_path: None,
+        });
+    }
+    detect::pem::blocks_in_stream(std::io::Cursor::new(head).chain(reader), |block| {
+        if let Some(artifact) = detect::interpret_pem(&block) {
+            found.push(Detection { artifact, archive_path: None });
+        }
+    })?;
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_never_escapes_the_root() {
+        assert_eq!(normalize("./etc/ssl/../ssl/x.pem"), "/etc/ssl/x.pem");
+        assert_eq!(normalize("../../../etc/passwd"), "/etc/passwd");
+        assert_eq!(normalize("/abs//path/"), "/abs/path");
+        assert_eq!(normalize("."), "/");
+    }
+}

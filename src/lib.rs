@@ -1,0 +1,19 @@
+//! ocicert: find, inventory and judge the private keys and certificates in container images.
+//!
+//! The library is a pure, synchronous scan engine (`detect`, `layer`, `overlay`, `analyze`,
+//! `scan`) over image sources (`image`), with report writers (`report`). The `ocicert` binary is
+//! a thin shell around `commands`.
+
+pub mod analyze;
+pub mod cli;
+pub mod commands;
+pub mod detect;
+pub mod finding;
+pub mod image;
+pub mod keys;
+pub mod layer;
+pub mod overlay;
+pub mod report;
+pub mod scan;
+pub mod truststore;
+pub mod x509;

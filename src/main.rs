@@ -1,0 +1,42 @@
+//! The `ocicert` binary: parse arguments, run a command, print the error chain, and exit with
+//! 0 (clean), 1 (findings at or above `--fail-on`) or 2 (error).
+
+use clap::Parser;
+use ocicert::cli::{Cli, Command};
+use ocicert::commands;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OCICERT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .init();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = match &cli.command {
+        Command::Scan(args) => commands::scan::run(args, &mut out),
+        Command::Rules => commands::rules(&mut out),
+    };
+    let flushed = std::io::Write::flush(&mut out);
+    match result.and_then(|status| flushed.map(|()| status).map_err(Into::into)) {
+        Ok(status) => status.into(),
+        Err(error) => {
+            #[expect(clippy::print_stderr, reason = "main reports the final error")]
+            {
+                eprintln!("error: {error}");
+                for cause in error.chain().skip(1) {
+                    eprintln!("  caused by: {cause}");
+                }
+            }
+            ExitCode::from(2)
+        }
+    }
+}

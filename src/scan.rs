@@ -1,0 +1,237 @@
+//! The scan engine: scans the layers of one or more images on all cores, each distinct layer
+//! once, then applies the overlay and the analysis per image.
+//!
+//! Synchronous and free of I/O policy: it reads blobs through a `BlobStore` and returns
+//! `ImageReport`s. Registries, output formats and exit codes live elsewhere.
+
+use crate::analyze::{self, Context, Observation};
+use crate::detect::{self, Options};
+use crate::finding::Location;
+use crate::image::{self, BlobStore, Image};
+use crate::layer::{self, LayerScan};
+use crate::report::{ImageReport, LayerReport};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Everything that tunes a scan.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub options: Options,
+    pub context: Context,
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+}
+
+/// Why an image could not be scanned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Image(#[from] image::Error),
+    #[error(transparent)]
+    Layer(#[from] layer::Error),
+    #[error("cannot read `{path}`")]
+    Directory {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn threads(settings: &Settings, jobs: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let wanted = if settings.threads == 0 { cores } else { settings.threads };
+    wanted.clamp(1, jobs.max(1))
+}
+
+/// Runs `work` over `jobs` on a pool of scoped threads, returning results in job order.
+fn parallel<T: Send + Sync, R: Send>(jobs: Vec<T>, workers: usize, work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new(jobs.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(index) else { break };
+                    let result = work(job);
+                    if let Ok(mut slots) = results.lock() {
+                        slots[index] = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Scans images that share a blob store. Layers shared between platforms are scanned once.
+pub fn scan_images(
+    store: &dyn BlobStore,
+    images: &[Image],
+    settings: &Settings,
+    on_layer: &(dyn Fn(&str, u64) + Sync),
+) -> Result<Vec<ImageReport>, Error> {
+    let mut unique: Vec<(String, Option<u64>)> = Vec::new();
+    for layer in images.iter().flat_map(|image| &image.layers) {
+        if !unique.iter().any(|(digest, _)| *digest == layer.digest) {
+            unique.push((layer.digest.clone(), layer.size));
+        }
+    }
+    let workers = threads(settings, unique.len());
+    let scanned = parallel(unique, workers, |(digest, size)| {
+        let reader = store.open(digest)?;
+        let scan = layer::scan(reader, digest, *size, &settings.options)?;
+        on_layer(digest, scan.bytes);
+        Ok::<_, Error>((digest.clone(), scan))
+    });
+    let mut by_digest: HashMap<String, LayerScan> = HashMap::new();
+    for result in scanned {
+        let (digest, scan) = result?;
+        by_digest.insert(digest, scan);
+    }
+    images
+        .iter()
+        .map(|image| Ok(assemble(image, &by_digest, settings)))
+        .collect()
+}
+
+fn assemble(image: &Image, by_digest: &HashMap<String, LayerScan>, settings: &Settings) -> ImageReport {
+    let scans: Vec<&LayerScan> = image
+        .layers
+        .iter()
+        .filter_map(|layer| by_digest.get(&layer.digest))
+        .collect();
+    let overlay = crate::overlay::Overlay::new(&scans);
+    let mut observations = Vec::new();
+    for (index, (layer, scan)) in image.layers.iter().zip(&scans).enumerate() {
+        for (path, detection) in &scan.detections {
+            observations.push(Observation {
+                artifact: detection.artifact.clone(),
+                location: Location {
+                    layer_index: Some(index),
+                    layer_digest: Some(layer.digest.clone()),
+                    path: Some(path.clone()),
+                    archive_path: detection.archive_path.clone(),
+                    config_field: None,
+                    in_final_image: overlay.visible(index, path),
+                },
+            });
+        }
+    }
+    for (field, artifact) in detect::config::scan(&image.config) {
+        observations.push(Observation {
+            artifact,
+            location: Location {
+                config_field: Some(field),
+                in_final_image: true,
+                ..Location::default()
+            },
+        });
+    }
+    let (findings, inventory) = analyze::analyze(observations, settings.context);
+    let history = image::layer_history(&image.config);
+    let layers = image
+        .layers
+        .iter()
+        .zip(&scans)
+        .enumerate()
+        .map(|(index, (layer, scan))| LayerReport {
+            index,
+            digest: layer.digest.clone(),
+            size: layer.size,
+            created_by: history.get(index).cloned().flatten(),
+            files: scan.files,
+            bytes: scan.bytes,
+        })
+        .collect();
+    ImageReport {
+        manifest_digest: image.manifest_digest.clone(),
+        config_digest: Some(image.config_digest.clone()),
+        platform: image.platform.as_ref().map(ToString::to_string),
+        layers,
+        skipped_layers: image
+            .skipped_layers
+            .iter()
+            .map(|(digest, reason)| format!("{digest}: {reason}"))
+            .collect(),
+        findings,
+        inventory,
+    }
+}
+
+/// Scans a plain directory tree (`dir:`) as if it were the final filesystem of an image.
+/// Symlinks are not followed, so nothing outside `root` is read.
+pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, Error> {
+    let io = |path: &Path, source: std::io::Error| Error::Directory {
+        path: path.display().to_string(),
+        source,
+    };
+    if !root.is_dir() {
+        return Err(io(root, std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory")));
+    }
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(root).follow_links(false) {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(root).to_path_buf();
+            io(&path, e.into())
+        })?;
+        if entry.file_type().is_file() {
+            files.push(entry.into_path());
+        }
+    }
+    let workers = threads(settings, files.len());
+    let results = parallel(files, workers, |path| -> Result<Vec<Observation>, Error> {
+        let relative = path.strip_prefix(root).unwrap_or(path);
+        let image_path = format!("/{}", relative.to_string_lossy());
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file = fs_err::File::open(path).map_err(|e| io(path, e))?;
+        let size = file.metadata().map_err(|e| io(path, e))?.len();
+        let detections = if size <= detect::MAX_WHOLE_FILE {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, detect::MAX_WHOLE_FILE), &mut data).map_err(|e| io(path, e))?;
+            detect::scan_file(&name, &data, &settings.options)
+        } else {
+            let mut found = Vec::new();
+            detect::pem::blocks_in_stream(std::io::BufReader::new(file), |block| {
+                if let Some(artifact) = detect::interpret_pem(&block) {
+                    found.push(detect::Detection { artifact, archive_path: None });
+                }
+            })
+            .map_err(|e| io(path, e))?;
+            found
+        };
+        Ok(detections
+            .into_iter()
+            .map(|detection| Observation {
+                artifact: detection.artifact,
+                location: Location {
+                    path: Some(image_path.clone()),
+                    archive_path: detection.archive_path,
+                    in_final_image: true,
+                    ..Location::default()
+                },
+            })
+            .collect())
+    });
+    let mut observations = Vec::new();
+    for result in results {
+        observations.extend(result?);
+    }
+    let (findings, inventory) = analyze::analyze(observations, settings.context);
+    Ok(ImageReport {
+        manifest_digest: None,
+        config_digest: None,
+        platform: None,
+        layers: Vec::new(),
+        skipped_layers: Vec::new(),
+        findings,
+        inventory,
+    })
+}
