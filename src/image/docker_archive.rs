@@ -20,6 +20,18 @@ struct Entry {
     layers: Vec<String>,
 }
 
+/// Docker's normalisation of a `repo:tag`: `app:v1` is `docker.io/library/app:v1`.
+fn normalize(reference: &str) -> String {
+    let (first, _) = reference.split_once('/').unwrap_or(("", reference));
+    if !reference.contains('/') {
+        format!("docker.io/library/{reference}")
+    } else if first.contains('.') || first.contains(':') || first == "localhost" {
+        reference.to_string()
+    } else {
+        format!("docker.io/{reference}")
+    }
+}
+
 /// The tar store plus a map from digests to the archive's file names.
 pub struct Store {
     tar: TarStore,
@@ -67,7 +79,7 @@ pub fn open(path: &Path, repo_tag: Option<&str>) -> Result<(Box<dyn BlobStore>, 
     let entry = match repo_tag {
         Some(wanted) => manifest
             .iter()
-            .find(|e| e.repo_tags.iter().flatten().any(|t| t == wanted || t.rsplit_once('/').is_some_and(|(_, short)| short == wanted)))
+            .find(|e| e.repo_tags.iter().flatten().any(|t| normalize(t) == normalize(wanted)))
             .ok_or_else(|| Error::NoTag { tag: wanted.to_string(), available: tags() })?,
         None if manifest.len() == 1 => &manifest[0],
         None => return Err(Error::Ambiguous { available: tags() }),
@@ -89,7 +101,8 @@ pub fn open(path: &Path, repo_tag: Option<&str>) -> Result<(Box<dyn BlobStore>, 
     let mut names = std::collections::HashMap::new();
     let mut layers = Vec::new();
     for (index, name) in entry.layers.iter().enumerate() {
-        let digest = match name.strip_prefix("blobs/sha256/") {
+        let hex_name = name.strip_suffix(".tar").or_else(|| name.strip_suffix("/layer.tar"));
+        let digest = match name.strip_prefix("blobs/sha256/").or(hex_name.filter(|hex| hex.len() == 64)) {
             Some(hex) => format!("sha256:{hex}"),
             None => diff_ids
                 .get(index)

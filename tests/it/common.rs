@@ -1,0 +1,227 @@
+//! Test support: builds OCI layouts from in-memory layers, and runs the `ocicert` binary.
+
+#![allow(dead_code, unreachable_pub)]
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const NOW: &str = "2026-06-01T00:00:00Z";
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    fs_err::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)).expect("fixture")
+}
+
+/// One tar entry of a layer.
+pub enum Entry {
+    File(&'static str, Vec<u8>),
+    Dir(&'static str),
+    Symlink(&'static str, &'static str),
+    Hardlink(&'static str, &'static str),
+}
+
+pub fn tar(entries: &[Entry]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        match entry {
+            Entry::File(path, data) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o644);
+                header.set_size(data.len() as u64);
+                builder.append_data(&mut header, path, &data[..]).expect("append");
+            }
+            Entry::Dir(path) => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                builder.append_data(&mut header, path, &[][..]).expect("append");
+            }
+            Entry::Symlink(path, target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                builder.append_link(&mut header, path, target).expect("append");
+            }
+            Entry::Hardlink(path, target) => {
+                header.set_entry_type(tar::EntryType::Link);
+                header.set_size(0);
+                builder.append_link(&mut header, path, target).expect("append");
+            }
+        }
+    }
+    builder.into_inner().expect("tar")
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+pub fn zstd(data: &[u8]) -> Vec<u8> {
+    zstd::encode_all(data, 3).expect("zstd")
+}
+
+/// The uncompressed bytes of a layer blob (the blob itself when it is not compressed or broken).
+pub fn uncompressed(blob: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let ok = if blob.starts_with(&[0x1f, 0x8b]) {
+        flate2::read::MultiGzDecoder::new(blob).read_to_end(&mut out).is_ok()
+    } else if blob.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        zstd::stream::read::Decoder::new(blob).and_then(|mut d| d.read_to_end(&mut out)).is_ok()
+    } else {
+        false
+    };
+    if ok { out } else { blob.to_vec() }
+}
+
+pub fn digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// A layer blob and its media type.
+pub struct Blob {
+    pub bytes: Vec<u8>,
+    pub media_type: &'static str,
+}
+
+pub fn gz_layer(entries: &[Entry]) -> Blob {
+    Blob { bytes: gzip(&tar(entries)), media_type: "application/vnd.oci.image.layer.v1.tar+gzip" }
+}
+
+/// An OCI layout directory under construction.
+pub struct Layout {
+    pub dir: PathBuf,
+    index: Vec<Value>,
+}
+
+impl Layout {
+    pub fn new(dir: &Path) -> Self {
+        fs_err::create_dir_all(dir.join("blobs/sha256")).expect("mkdir");
+        fs_err::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).expect("write");
+        Self { dir: dir.to_path_buf(), index: Vec::new() }
+    }
+
+    pub fn blob(&self, bytes: &[u8]) -> String {
+        let digest = digest(bytes);
+        fs_err::write(self.dir.join("blobs/sha256").join(&digest[7..]), bytes).expect("write blob");
+        digest
+    }
+
+    /// Writes an image and returns its manifest descriptor.
+    pub fn image(&self, layers: &[Blob], config_extra: Value, platform: (&str, &str)) -> Value {
+        let diff_ids: Vec<String> = layers.iter().map(|l| digest(&uncompressed(&l.bytes))).collect();
+        let history: Vec<Value> = (0..layers.len()).map(|i| json!({"created_by": format!("COPY layer{i} / # buildkit")})).collect();
+        let mut config = json!({
+            "architecture": platform.1, "os": platform.0,
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "config": {"Env": ["PATH=/usr/bin"]},
+            "history": history,
+        });
+        merge(&mut config, config_extra);
+        let config_bytes = serde_json::to_vec(&config).expect("json");
+        let layer_descriptors: Vec<Value> = layers
+            .iter()
+            .map(|l| json!({"mediaType": l.media_type, "digest": self.blob(&l.bytes), "size": l.bytes.len()}))
+            .collect();
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": self.blob(&config_bytes), "size": config_bytes.len()},
+            "layers": layer_descriptors,
+        });
+        let bytes = serde_json::to_vec(&manifest).expect("json");
+        json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": self.blob(&bytes), "size": bytes.len(),
+               "platform": {"os": platform.0, "architecture": platform.1}})
+    }
+
+    pub fn index_of(&self, manifests: &[Value]) -> Value {
+        let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
+        let bytes = serde_json::to_vec(&index).expect("json");
+        json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": self.blob(&bytes), "size": bytes.len()})
+    }
+
+    pub fn tag(&mut self, mut descriptor: Value, tag: &str) -> &mut Self {
+        descriptor["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
+        self.index.push(descriptor);
+        self
+    }
+
+    pub fn write(&self) {
+        let index = json!({"schemaVersion": 2, "manifests": self.index});
+        fs_err::write(self.dir.join("index.json"), serde_json::to_vec(&index).expect("json")).expect("write");
+    }
+
+    /// Overwrites a blob in place (to simulate tampering).
+    pub fn overwrite(&self, digest: &str, bytes: &[u8]) {
+        fs_err::write(self.dir.join("blobs/sha256").join(&digest[7..]), bytes).expect("write");
+    }
+}
+
+fn merge(target: &mut Value, extra: Value) {
+    if let (Value::Object(target), Value::Object(extra)) = (target, extra) {
+        for (key, value) in extra {
+            match target.get_mut(&key) {
+                Some(existing @ Value::Object(_)) if value.is_object() => merge(existing, value),
+                _ => {
+                    target.insert(key, value);
+                }
+            }
+        }
+    }
+}
+
+/// The output of one `ocicert` run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+pub fn ocicert(args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_ocicert")).args(args).env_remove("OCICERT_KEYSTORE_PASSWORD").output().expect("run ocicert");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `scan REFERENCE --format json --now NOW` plus extra arguments.
+pub fn scan_json(reference: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["scan", reference, "--format", "json", "--now", NOW];
+    args.extend_from_slice(extra);
+    ocicert(&args)
+}
+
+/// Findings of the first image as (rule, path-ish, in_final_image).
+pub fn findings(report: &Value) -> Vec<(String, String, bool)> {
+    report["images"][0]["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            let location = &f["location"];
+            let place = location["path"].as_str().or(location["config_field"].as_str()).unwrap_or_default().to_string();
+            (f["rule"].as_str().unwrap_or_default().to_string(), place, location["in_final_image"].as_bool().unwrap_or(false))
+        })
+        .collect()
+}
+
+/// Fails with the package to install when a required program is missing.
+pub fn require(program: &str, package: &str) {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(found, "`{program}` is missing: install the Debian package `{package}` (scripts/test does this)");
+}
