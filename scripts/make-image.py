@@ -415,22 +415,35 @@ def generated(size, kind, seed):
 
 
 def file_sizes(rng, count, total, low=KIB, high=2 * MIB):
-    """`count` sizes in [low, high] summing to about `total`: log-uniform draws bent by a power."""
+    """`count` sizes in [low, high] summing to about `total`.
+
+    log(size) follows an exponential distribution truncated to [log low, log high] (so sizes follow
+    a truncated power law: many small files, a few up to `high`); its rate is bisected until the
+    sum matches `total`. A fixed set of uniform draws keeps the result deterministic.
+    """
     if count <= 0:
         return []
-    base = [math.exp(rng.uniform(0.0, math.log(high / low))) for _ in range(count)]  # in [1, high/low]
+    span = math.log(high / low)
+    draws = [rng.random() for _ in range(count)]
 
-    def sizes(alpha):
-        return [min(high, max(low, int(low * b ** alpha))) for b in base]
+    def sizes(rate):
+        out = []
+        for u in draws:
+            if abs(rate) < 1e-9:
+                x = u * span
+            else:
+                x = -math.log1p(-u * -math.expm1(-rate * span)) / rate
+            out.append(min(high, max(low, int(low * math.exp(x)))))
+        return out
 
-    lo_a, hi_a = 0.0, 4.0
+    lo_rate, hi_rate = -20.0, 20.0  # larger rate -> smaller files
     for _ in range(60):
-        mid = (lo_a + hi_a) / 2
-        if sum(sizes(mid)) < total:
-            lo_a = mid
+        mid = (lo_rate + hi_rate) / 2
+        if sum(sizes(mid)) > total:
+            lo_rate = mid
         else:
-            hi_a = mid
-    return sizes(lo_a)
+            hi_rate = mid
+    return sizes(hi_rate)
 
 
 def pkg_name(rng):

@@ -151,16 +151,18 @@ pub fn analyze(observations: Vec<Observation>, context: Context) -> (Vec<Finding
         if let Artifact::Certificate { info, encoding } = &observation.artifact {
             let anchor = is_anchor(&observation.location, *encoding);
             let (status, days_left) = status(info, context);
-            let entry = certificates.entry(info.fingerprint.clone()).or_insert_with(|| CertificateEntry {
-                info: (**info).clone(),
-                status,
-                days_left,
-                trust_anchor: false,
-                trust_stores: Vec::new(),
-                in_mozilla_roots: crate::truststore::in_mozilla_roots(&info.spki_sha256),
-                private_key_in_image: false,
-                locations: Vec::new(),
-            });
+            let entry = certificates
+                .entry(info.fingerprint.clone())
+                .or_insert_with(|| CertificateEntry {
+                    info: (**info).clone(),
+                    status,
+                    days_left,
+                    trust_anchor: false,
+                    trust_stores: Vec::new(),
+                    in_mozilla_roots: crate::truststore::in_mozilla_roots(&info.spki_sha256),
+                    private_key_in_image: false,
+                    locations: Vec::new(),
+                });
             if let Some(store) = anchor {
                 entry.trust_anchor = true;
                 if !entry.trust_stores.contains(&store) {
@@ -168,12 +170,20 @@ pub fn analyze(observations: Vec<Observation>, context: Context) -> (Vec<Finding
                 }
             }
             entry.locations.push(observation.location.clone());
-            let previous = by_spki.entry(info.spki_sha256.clone()).or_insert_with(|| info.fingerprint.clone());
+            let previous = by_spki
+                .entry(info.spki_sha256.clone())
+                .or_insert_with(|| info.fingerprint.clone());
             // Prefer pairing a key with a CA certificate's entry only when nothing else is known.
             if *previous != info.fingerprint && !info.is_ca {
                 *previous = info.fingerprint.clone();
             }
-            certificate_findings(info, *encoding, &observation.location, context, &mut findings);
+            certificate_findings(
+                info,
+                *encoding,
+                &observation.location,
+                context,
+                &mut findings,
+            );
         }
     }
 
@@ -189,21 +199,44 @@ pub fn analyze(observations: Vec<Observation>, context: Context) -> (Vec<Finding
                     .and_then(|fingerprint| certificates.get_mut(fingerprint));
                 let certificate = paired.map(|cert| {
                     cert.private_key_in_image = true;
-                    (cert.info.fingerprint.clone(), cert.info.subject.clone(), cert.info.is_ca)
+                    (
+                        cert.info.fingerprint.clone(),
+                        cert.info.subject.clone(),
+                        cert.info.is_ca,
+                    )
                 });
-                key_findings(&info, keystore, certificate.as_ref(), location, &mut findings);
-                let entry = keys.entry(info.fingerprint.clone()).or_insert_with(|| KeyEntry {
-                    info: info.clone(),
+                key_findings(
+                    &info,
                     keystore,
-                    certificate: certificate.as_ref().map(|(fingerprint, _, _)| fingerprint.clone()),
-                    locations: Vec::new(),
-                });
+                    certificate.as_ref(),
+                    location,
+                    &mut findings,
+                );
+                let entry = keys
+                    .entry(info.fingerprint.clone())
+                    .or_insert_with(|| KeyEntry {
+                        info: info.clone(),
+                        keystore,
+                        certificate: certificate
+                            .as_ref()
+                            .map(|(fingerprint, _, _)| fingerprint.clone()),
+                        locations: Vec::new(),
+                    });
                 entry.locations.push(location.clone());
             }
             Artifact::CertificateRequest { subject } => {
-                inventory.certificate_requests.push(CertificateRequestEntry { subject, location: location.clone() });
+                inventory
+                    .certificate_requests
+                    .push(CertificateRequestEntry {
+                        subject,
+                        location: location.clone(),
+                    });
             }
-            Artifact::Keystore { kind, password, entries } => {
+            Artifact::Keystore {
+                kind,
+                password,
+                entries,
+            } => {
                 if password == KeystorePassword::Unknown {
                     findings.push(finding(
                         Rule::KeystoreUnknownPassword,
@@ -212,7 +245,12 @@ pub fn analyze(observations: Vec<Observation>, context: Context) -> (Vec<Finding
                         &location_fingerprint(Rule::KeystoreUnknownPassword, location),
                     ));
                 }
-                inventory.keystores.push(KeystoreEntry { kind, password, entries, location: location.clone() });
+                inventory.keystores.push(KeystoreEntry {
+                    kind,
+                    password,
+                    entries,
+                    location: location.clone(),
+                });
             }
             Artifact::Unparseable { what, reason, kind } => {
                 let rule = match kind {
@@ -220,11 +258,21 @@ pub fn analyze(observations: Vec<Observation>, context: Context) -> (Vec<Finding
                     UnparseableKind::Der => Rule::DerUnparseable,
                     UnparseableKind::Keystore => Rule::KeystoreUnparseable,
                 };
-                findings.push(finding(rule, format!("{what} does not parse: {reason}"), location, &location_fingerprint(rule, location)));
+                findings.push(finding(
+                    rule,
+                    format!("{what} does not parse: {reason}"),
+                    location,
+                    &location_fingerprint(rule, location),
+                ));
             }
             Artifact::LimitReached { reason } => {
                 let rule = Rule::ScanIncomplete;
-                findings.push(finding(rule, reason, location, &location_fingerprint(rule, location)));
+                findings.push(finding(
+                    rule,
+                    reason,
+                    location,
+                    &location_fingerprint(rule, location),
+                ));
             }
         }
     }
@@ -243,37 +291,86 @@ fn location_fingerprint(rule: Rule, location: &Location) -> String {
     crate::keys::sha256_fingerprint(format!("{}|{}", rule.id(), location.display_path()).as_bytes())
 }
 
-fn certificate_findings(info: &CertInfo, encoding: CertEncoding, location: &Location, context: Context, out: &mut Vec<Finding>) {
+fn certificate_findings(
+    info: &CertInfo,
+    encoding: CertEncoding,
+    location: &Location,
+    context: Context,
+    out: &mut Vec<Finding>,
+) {
     // A certificate that only survives in history is inventory, not a live problem.
     if !location.in_final_image {
         return;
     }
     let subject = &info.subject;
-    let push = |out: &mut Vec<Finding>, rule: Rule, message: String| out.push(finding(rule, message, location, &info.fingerprint));
+    let push = |out: &mut Vec<Finding>, rule: Rule, message: String| {
+        out.push(finding(rule, message, location, &info.fingerprint))
+    };
     if is_anchor(location, encoding).is_some() {
         if !crate::truststore::in_mozilla_roots(&info.spki_sha256) {
-            push(out, Rule::UnknownTrustAnchor, format!("trust anchor `{subject}` is not in Mozilla's root program"));
+            push(
+                out,
+                Rule::UnknownTrustAnchor,
+                format!("trust anchor `{subject}` is not in Mozilla's root program"),
+            );
         }
         if x509::is_weak_key(info) {
-            push(out, Rule::WeakKey, format!("trust anchor `{subject}` has a weak {} key", key_description(info)));
+            push(
+                out,
+                Rule::WeakKey,
+                format!(
+                    "trust anchor `{subject}` has a weak {} key",
+                    key_description(info)
+                ),
+            );
         }
         return;
     }
     let (status, days_left) = status(info, context);
     match status {
-        Status::Expired => push(out, Rule::CertExpired, format!("`{subject}` expired on {} ({} days ago)", info.not_after, -days_left)),
-        Status::NotYetValid => push(out, Rule::CertNotYetValid, format!("`{subject}` is not valid until {}", info.not_before)),
-        Status::Expiring => push(out, Rule::CertExpiring, format!("`{subject}` expires on {} (in {days_left} days)", info.not_after)),
+        Status::Expired => push(
+            out,
+            Rule::CertExpired,
+            format!(
+                "`{subject}` expired on {} ({} days ago)",
+                info.not_after, -days_left
+            ),
+        ),
+        Status::NotYetValid => push(
+            out,
+            Rule::CertNotYetValid,
+            format!("`{subject}` is not valid until {}", info.not_before),
+        ),
+        Status::Expiring => push(
+            out,
+            Rule::CertExpiring,
+            format!(
+                "`{subject}` expires on {} (in {days_left} days)",
+                info.not_after
+            ),
+        ),
         Status::Valid => {}
     }
     if x509::is_weak_key(info) {
-        push(out, Rule::WeakKey, format!("`{subject}` has a weak {} key", key_description(info)));
+        push(
+            out,
+            Rule::WeakKey,
+            format!("`{subject}` has a weak {} key", key_description(info)),
+        );
     }
     if x509::is_weak_signature(&info.signature_algorithm) {
-        push(out, Rule::WeakSignature, format!("`{subject}` is signed with {}", info.signature_algorithm));
+        push(
+            out,
+            Rule::WeakSignature,
+            format!("`{subject}` is signed with {}", info.signature_algorithm),
+        );
     }
     if info.self_signed && !info.is_ca {
-        push(out, Rule::SelfSignedLeaf, format!("`{subject}` is a self-signed certificate that is not a CA"));
+        push(
+            out,
+            Rule::SelfSignedLeaf,
+            format!("`{subject}` is a self-signed certificate that is not a CA"),
+        );
     }
 }
 
@@ -309,12 +406,39 @@ fn key_findings(
     let key = describe_key(info);
     let note = history_note(location);
     let (rule, message) = match (keystore, certificate) {
-        (Some(kind), Some((_, subject, _))) => (Rule::KeystorePrivateKey, format!("{} keystore holds the {key}private key of `{subject}`{note}", kind.as_str())),
-        (Some(kind), None) => (Rule::KeystorePrivateKey, format!("{} keystore holds a {key}private key{note}", kind.as_str())),
-        (None, Some((_, subject, true))) => (Rule::CaPrivateKey, format!("{key}private key of CA `{subject}` ships in the image{note}")),
-        (None, Some((_, subject, false))) if !info.encrypted => (Rule::IdentityKeyPair, format!("{key}private key ships with its certificate `{subject}`{note}")),
-        (None, _) if info.encrypted => (Rule::PrivateKeyEncrypted, format!("passphrase-protected {key}private key ({}){note}", info.format.as_str())),
-        (None, _) => (Rule::PrivateKey, format!("unencrypted {key}private key ({}){note}", info.format.as_str())),
+        (Some(kind), Some((_, subject, _))) => (
+            Rule::KeystorePrivateKey,
+            format!(
+                "{} keystore holds the {key}private key of `{subject}`{note}",
+                kind.as_str()
+            ),
+        ),
+        (Some(kind), None) => (
+            Rule::KeystorePrivateKey,
+            format!("{} keystore holds a {key}private key{note}", kind.as_str()),
+        ),
+        (None, Some((_, subject, true))) => (
+            Rule::CaPrivateKey,
+            format!("{key}private key of CA `{subject}` ships in the image{note}"),
+        ),
+        (None, Some((_, subject, false))) if !info.encrypted => (
+            Rule::IdentityKeyPair,
+            format!("{key}private key ships with its certificate `{subject}`{note}"),
+        ),
+        (None, _) if info.encrypted => (
+            Rule::PrivateKeyEncrypted,
+            format!(
+                "passphrase-protected {key}private key ({}){note}",
+                info.format.as_str()
+            ),
+        ),
+        (None, _) => (
+            Rule::PrivateKey,
+            format!(
+                "unencrypted {key}private key ({}){note}",
+                info.format.as_str()
+            ),
+        ),
     };
     out.push(finding(rule, message, location, &info.fingerprint));
 }

@@ -75,7 +75,12 @@ pub struct ScanArgs {
     #[arg(long, default_value_t = 30)]
     pub expiry_warn: u32,
     /// Extra keystore password to try (repeatable), after the empty one and common defaults.
-    #[arg(long = "keystore-password", env = "OCICERT_KEYSTORE_PASSWORD", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long = "keystore-password",
+        env = "OCICERT_KEYSTORE_PASSWORD",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub keystore_passwords: Vec<String>,
     /// How many archives deep to look inside files (jar in war in tar.gz …).
     #[arg(long, default_value_t = 3)]

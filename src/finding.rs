@@ -189,6 +189,18 @@ mod tests {
     }
 
     #[test]
+    fn every_rule_is_documented_in_docs_rules_md() {
+        let docs = include_str!("../docs/rules.md");
+        for rule in Rule::ALL {
+            assert!(
+                docs.contains(&format!("## {}", rule.id())),
+                "docs/rules.md lacks `{}`",
+                rule.id()
+            );
+        }
+    }
+
+    #[test]
     fn severities_order_from_info_to_critical() {
         assert!(Severity::Critical > Severity::High);
         assert!(Severity::Low > Severity::Info);

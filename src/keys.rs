@@ -129,10 +129,16 @@ pub(crate) fn bits_of(unsigned_big_endian: &[u8]) -> u32 {
     }
 }
 
-pub(crate) fn spki_hash(algorithm_oid: &str, parameters_oid: Option<&str>, public_key: &[u8]) -> Option<String> {
+pub(crate) fn spki_hash(
+    algorithm_oid: &str,
+    parameters_oid: Option<&str>,
+    public_key: &[u8],
+) -> Option<String> {
     let oid = pkcs8::ObjectIdentifier::new(algorithm_oid).ok()?;
     let parameters = match (algorithm_oid, parameters_oid) {
-        (_, Some(curve)) => Some(pkcs8::der::Any::from(pkcs8::ObjectIdentifier::new(curve).ok()?)),
+        (_, Some(curve)) => Some(pkcs8::der::Any::from(
+            pkcs8::ObjectIdentifier::new(curve).ok()?,
+        )),
         (OID_RSA, None) => Some(pkcs8::der::Any::null()),
         _ => None,
     };
@@ -210,11 +216,19 @@ fn derive_ec_public(curve: Option<&str>, scalar: &[u8]) -> Option<Vec<u8>> {
     match curve? {
         "P-256" => {
             let secret = p256::SecretKey::from_slice(scalar).ok()?;
-            Some(p256::EncodedPoint::from(secret.public_key()).as_bytes().to_vec())
+            Some(
+                p256::EncodedPoint::from(secret.public_key())
+                    .as_bytes()
+                    .to_vec(),
+            )
         }
         "P-384" => {
             let secret = p384::SecretKey::from_slice(scalar).ok()?;
-            Some(p384::EncodedPoint::from(secret.public_key()).as_bytes().to_vec())
+            Some(
+                p384::EncodedPoint::from(secret.public_key())
+                    .as_bytes()
+                    .to_vec(),
+            )
         }
         _ => None,
     }
@@ -254,7 +268,14 @@ pub fn pkcs8(der: &[u8]) -> Result<KeyInfo, Error> {
         }
         OID_DSA => {
             let identity = info.algorithm.parameters.map(|p| p.value().to_vec());
-            Ok(with_spki(format, "dsa", None, None, None, &identity.unwrap_or_default()))
+            Ok(with_spki(
+                format,
+                "dsa",
+                None,
+                None,
+                None,
+                &identity.unwrap_or_default(),
+            ))
         }
         other => {
             let name = match other {
@@ -317,7 +338,9 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name);
         fs_err::read(path).unwrap_or_default()
     }
 
@@ -344,7 +367,11 @@ mod tests {
                 _ => pkcs8(&der),
             }
             .unwrap_or_else(|e| panic!("{file}: {e}"));
-            assert_eq!(info.spki_sha256.as_deref(), Some(expected_spki(spki_name).as_str()), "{file}");
+            assert_eq!(
+                info.spki_sha256.as_deref(),
+                Some(expected_spki(spki_name).as_str()),
+                "{file}"
+            );
             assert!(!info.encrypted);
         }
     }

@@ -44,7 +44,10 @@ pub struct LayerScan {
 /// A layer that could not be scanned. Every variant names the layer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("layer `{layer}` does not decompress (truncated or corrupt {compression} stream){}", at(path))]
+    #[error(
+        "layer `{layer}` does not decompress (truncated or corrupt {compression} stream){}",
+        at(path)
+    )]
     Decompress {
         layer: String,
         compression: &'static str,
@@ -68,13 +71,19 @@ pub enum Error {
     #[error("layer `{layer}` does not match its digest: the content hashes to `{actual}`")]
     DigestMismatch { layer: String, actual: String },
     #[error("layer `{layer}` is {actual} bytes, but the manifest says {expected}")]
-    SizeMismatch { layer: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        layer: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("layer `{layer}` has an unsupported digest")]
     BadDigest { layer: String },
 }
 
 fn at(path: &Option<String>) -> String {
-    path.as_ref().map(|p| format!(" at `{p}`")).unwrap_or_default()
+    path.as_ref()
+        .map(|p| format!(" at `{p}`"))
+        .unwrap_or_default()
 }
 
 /// Reads through a decompressor and remembers whether the failure came from it.
@@ -106,49 +115,99 @@ pub fn normalize(raw: &str) -> String {
 }
 
 /// Scans one layer. `layer` names it in errors; `expected` is its digest when known.
-pub fn scan(raw: impl Read, layer: &str, expected_size: Option<u64>, options: &Options) -> Result<LayerScan, Error> {
-    let digest = Digest::parse(layer).ok_or_else(|| Error::BadDigest { layer: layer.to_string() })?;
+pub fn scan(
+    raw: impl Read,
+    layer: &str,
+    expected_size: Option<u64>,
+    options: &Options,
+) -> Result<LayerScan, Error> {
+    let digest = Digest::parse(layer).ok_or_else(|| Error::BadDigest {
+        layer: layer.to_string(),
+    })?;
     let limit = expected_size.map_or(u64::MAX, |size| size.saturating_add(1));
     let verifying = VerifyingReader::new(raw.take(limit), digest.algorithm);
     let mut buffered = BufReader::with_capacity(256 * 1024, verifying);
-    let head = buffered.fill_buf().map_err(|source| Error::Read { layer: layer.to_string(), source })?;
+    let head = buffered.fill_buf().map_err(|source| Error::Read {
+        layer: layer.to_string(),
+        source,
+    })?;
     let failed = Rc::new(Cell::new(false));
-    let (compression, decoder): (&'static str, Box<dyn Read + '_>) = if head.starts_with(&[0x1f, 0x8b]) {
-        ("gzip", Box::new(Watched { inner: MultiGzDecoder::new(&mut buffered), failed: failed.clone() }))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        let decoder = zstd::stream::read::Decoder::with_buffer(&mut buffered)
-            .map_err(|source| Error::Read { layer: layer.to_string(), source })?;
-        ("zstd", Box::new(Watched { inner: decoder, failed: failed.clone() }))
-    } else {
-        ("uncompressed", Box::new(&mut buffered))
-    };
+    let (compression, decoder): (&'static str, Box<dyn Read + '_>) =
+        if head.starts_with(&[0x1f, 0x8b]) {
+            (
+                "gzip",
+                Box::new(Watched {
+                    inner: MultiGzDecoder::new(&mut buffered),
+                    failed: failed.clone(),
+                }),
+            )
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            let decoder =
+                zstd::stream::read::Decoder::with_buffer(&mut buffered).map_err(|source| {
+                    Error::Read {
+                        layer: layer.to_string(),
+                        source,
+                    }
+                })?;
+            (
+                "zstd",
+                Box::new(Watched {
+                    inner: decoder,
+                    failed: failed.clone(),
+                }),
+            )
+        } else {
+            ("uncompressed", Box::new(&mut buffered))
+        };
     let mut result = LayerScan::default();
     let mut last_path: Option<String> = None;
     let outcome = walk(decoder, options, &mut result, &mut last_path);
     if let Err(source) = outcome {
         let layer = layer.to_string();
         return Err(if failed.get() {
-            Error::Decompress { layer, compression, path: last_path, source }
+            Error::Decompress {
+                layer,
+                compression,
+                path: last_path,
+                source,
+            }
         } else {
-            Error::Tar { layer, path: last_path, source }
+            Error::Tar {
+                layer,
+                path: last_path,
+                source,
+            }
         });
     }
     let (actual, bytes) = buffered
         .into_inner()
         .finish()
-        .map_err(|source| Error::Read { layer: layer.to_string(), source })?;
-    if let Some(expected) = expected_size {
-        if bytes != expected {
-            return Err(Error::SizeMismatch { layer: layer.to_string(), expected, actual: bytes });
-        }
+        .map_err(|source| Error::Read {
+            layer: layer.to_string(),
+            source,
+        })?;
+    if let Some(expected) = expected_size.filter(|expected| *expected != bytes) {
+        return Err(Error::SizeMismatch {
+            layer: layer.to_string(),
+            expected,
+            actual: bytes,
+        });
     }
     if actual != layer {
-        return Err(Error::DigestMismatch { layer: layer.to_string(), actual });
+        return Err(Error::DigestMismatch {
+            layer: layer.to_string(),
+            actual,
+        });
     }
     Ok(result)
 }
 
-fn walk(decoder: impl Read, options: &Options, result: &mut LayerScan, last_path: &mut Option<String>) -> std::io::Result<()> {
+fn walk(
+    decoder: impl Read,
+    options: &Options,
+    result: &mut LayerScan,
+    last_path: &mut Option<String>,
+) -> std::io::Result<()> {
     let mut archive = tar::Archive::new(decoder);
     let mut buffer = Vec::new();
     let mut hardlinks: Vec<(String, String)> = Vec::new();
@@ -163,7 +222,9 @@ fn walk(decoder: impl Read, options: &Options, result: &mut LayerScan, last_path
             continue;
         }
         if let Some(deleted) = name.strip_prefix(".wh.") {
-            result.changes.push((normalize(&format!("{parent}/{deleted}")), Change::Whiteout));
+            result
+                .changes
+                .push((normalize(&format!("{parent}/{deleted}")), Change::Whiteout));
             continue;
         }
         let kind = entry.header().entry_type();
@@ -189,12 +250,16 @@ fn walk(decoder: impl Read, options: &Options, result: &mut LayerScan, last_path
         result.bytes += size;
         let found = if size <= detect::MAX_WHOLE_FILE {
             buffer.clear();
-            (&mut entry).take(detect::MAX_WHOLE_FILE).read_to_end(&mut buffer)?;
+            (&mut entry)
+                .take(detect::MAX_WHOLE_FILE)
+                .read_to_end(&mut buffer)?;
             detect::scan_file(name, &buffer, options)
         } else {
             scan_large(&mut entry)?
         };
-        result.detections.extend(found.into_iter().map(|d| (path.clone(), d)));
+        result
+            .detections
+            .extend(found.into_iter().map(|d| (path.clone(), d)));
     }
     for (link, target) in hardlinks {
         let copies: Vec<_> = result
@@ -226,7 +291,10 @@ fn scan_large(reader: &mut impl Read) -> std::io::Result<Vec<Detection>> {
     }
     detect::pem::blocks_in_stream(std::io::Cursor::new(head).chain(reader), |block| {
         if let Some(artifact) = detect::interpret_pem(&block) {
-            found.push(Detection { artifact, archive_path: None });
+            found.push(Detection {
+                artifact,
+                archive_path: None,
+            });
         }
     })?;
     Ok(found)

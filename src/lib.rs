@@ -4,6 +4,8 @@
 //! `scan`) over image sources (`image`), with report writers (`report`). The `ocicert` binary is
 //! a thin shell around `commands`.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod analyze;
 pub mod cli;
 pub mod commands;

@@ -44,9 +44,8 @@ impl<'a> Overlay<'a> {
                 if opaque.contains(parent) {
                     return false;
                 }
-                match changes.get(parent) {
-                    Some(Change::Whiteout | Change::Entry) => return false,
-                    _ => {}
+                if let Some(Change::Whiteout | Change::Entry) = changes.get(parent) {
+                    return false;
                 }
                 if parent == "/" {
                     break;
@@ -71,7 +70,13 @@ mod tests {
 
     #[test]
     fn whiteouts_opaque_dirs_and_replacements_hide_files() {
-        let base = layer(&[("/a/key.pem", Change::Entry), ("/b/c/key.pem", Change::Entry), ("/d/key", Change::Entry), ("/e/key", Change::Entry), ("/f/x", Change::Entry)]);
+        let base = layer(&[
+            ("/a/key.pem", Change::Entry),
+            ("/b/c/key.pem", Change::Entry),
+            ("/d/key", Change::Entry),
+            ("/e/key", Change::Entry),
+            ("/f/x", Change::Entry),
+        ]);
         let top = layer(&[
             ("/a/key.pem", Change::Whiteout),
             ("/b", Change::Whiteout),

@@ -41,12 +41,20 @@ pub enum Error {
 
 fn threads(settings: &Settings, jobs: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let wanted = if settings.threads == 0 { cores } else { settings.threads };
+    let wanted = if settings.threads == 0 {
+        cores
+    } else {
+        settings.threads
+    };
     wanted.clamp(1, jobs.max(1))
 }
 
 /// Runs `work` over `jobs` on a pool of scoped threads, returning results in job order.
-fn parallel<T: Send + Sync, R: Send>(jobs: Vec<T>, workers: usize, work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+fn parallel<T: Send + Sync, R: Send>(
+    jobs: &[T],
+    workers: usize,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<R>>> = Mutex::new(jobs.iter().map(|_| None).collect());
     std::thread::scope(|scope| {
@@ -85,7 +93,7 @@ pub fn scan_images(
         }
     }
     let workers = threads(settings, unique.len());
-    let scanned = parallel(unique, workers, |(digest, size)| {
+    let scanned = parallel(&unique, workers, |(digest, size)| {
         let reader = store.open(digest)?;
         let scan = layer::scan(reader, digest, *size, &settings.options)?;
         on_layer(digest, scan.bytes);
@@ -102,7 +110,11 @@ pub fn scan_images(
         .collect()
 }
 
-fn assemble(image: &Image, by_digest: &HashMap<String, LayerScan>, settings: &Settings) -> ImageReport {
+fn assemble(
+    image: &Image,
+    by_digest: &HashMap<String, LayerScan>,
+    settings: &Settings,
+) -> ImageReport {
     let scans: Vec<&LayerScan> = image
         .layers
         .iter()
@@ -174,7 +186,10 @@ pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, E
         source,
     };
     if !root.is_dir() {
-        return Err(io(root, std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory")));
+        return Err(io(
+            root,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+        ));
     }
     let mut files = Vec::new();
     for entry in walkdir::WalkDir::new(root).follow_links(false) {
@@ -187,21 +202,31 @@ pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, E
         }
     }
     let workers = threads(settings, files.len());
-    let results = parallel(files, workers, |path| -> Result<Vec<Observation>, Error> {
+    let results = parallel(&files, workers, |path| -> Result<Vec<Observation>, Error> {
         let relative = path.strip_prefix(root).unwrap_or(path);
         let image_path = format!("/{}", relative.to_string_lossy());
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let file = fs_err::File::open(path).map_err(|e| io(path, e))?;
         let size = file.metadata().map_err(|e| io(path, e))?.len();
         let detections = if size <= detect::MAX_WHOLE_FILE {
             let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::Read::take(file, detect::MAX_WHOLE_FILE), &mut data).map_err(|e| io(path, e))?;
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(file, detect::MAX_WHOLE_FILE),
+                &mut data,
+            )
+            .map_err(|e| io(path, e))?;
             detect::scan_file(&name, &data, &settings.options)
         } else {
             let mut found = Vec::new();
             detect::pem::blocks_in_stream(std::io::BufReader::new(file), |block| {
                 if let Some(artifact) = detect::interpret_pem(&block) {
-                    found.push(detect::Detection { artifact, archive_path: None });
+                    found.push(detect::Detection {
+                        artifact,
+                        archive_path: None,
+                    });
                 }
             })
             .map_err(|e| io(path, e))?;

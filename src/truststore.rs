@@ -63,7 +63,11 @@ fn der_length(len: usize) -> Vec<u8> {
     if len < 0x80 {
         return vec![len as u8];
     }
-    let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+    let bytes: Vec<u8> = len
+        .to_be_bytes()
+        .into_iter()
+        .skip_while(|b| *b == 0)
+        .collect();
     let mut out = vec![0x80 | bytes.len() as u8];
     out.extend(bytes);
     out
@@ -80,10 +84,22 @@ mod tests {
 
     #[test]
     fn recognises_distro_and_runtime_stores() {
-        assert_eq!(store_of("/etc/ssl/certs/ca-certificates.crt"), Some("debian-alpine-certs"));
-        assert_eq!(store_of("/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"), Some("rhel-ca-trust"));
-        assert_eq!(store_of("/usr/lib/python3/site-packages/certifi/cacert.pem"), Some("python-certifi"));
-        assert_eq!(store_of("/usr/lib/jvm/java-17/lib/security/cacerts"), Some("java-cacerts"));
+        assert_eq!(
+            store_of("/etc/ssl/certs/ca-certificates.crt"),
+            Some("debian-alpine-certs")
+        );
+        assert_eq!(
+            store_of("/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"),
+            Some("rhel-ca-trust")
+        );
+        assert_eq!(
+            store_of("/usr/lib/python3/site-packages/certifi/cacert.pem"),
+            Some("python-certifi")
+        );
+        assert_eq!(
+            store_of("/usr/lib/jvm/java-17/lib/security/cacerts"),
+            Some("java-cacerts")
+        );
         assert_eq!(store_of("/etc/ssl/cert.pem"), Some("alpine-openssl-bundle"));
         assert_eq!(store_of("/app/certs/server.pem"), None);
         assert_eq!(store_of("/etc/ssl/private/key.pem"), None);

@@ -198,8 +198,14 @@ fn general_name(name: &GeneralName<'_>) -> Option<String> {
         GeneralName::RFC822Name(email) => format!("email:{email}"),
         GeneralName::URI(uri) => format!("URI:{uri}"),
         GeneralName::IPAddress(bytes) => match bytes.len() {
-            4 => format!("IP:{}", std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*bytes).ok()?)),
-            16 => format!("IP:{}", std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*bytes).ok()?)),
+            4 => format!(
+                "IP:{}",
+                std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*bytes).ok()?)
+            ),
+            16 => format!(
+                "IP:{}",
+                std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*bytes).ok()?)
+            ),
             _ => return None,
         },
         _ => return None,
@@ -210,7 +216,10 @@ fn general_name(name: &GeneralName<'_>) -> Option<String> {
 pub fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
@@ -242,7 +251,9 @@ mod tests {
     use super::*;
 
     fn pem_fixture(name: &str) -> Vec<u8> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/certs").join(name);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/certs")
+            .join(name);
         let text = fs_err::read(path).unwrap_or_default();
         crate::detect::pem::blocks(&text)
             .into_iter()
@@ -254,8 +265,16 @@ mod tests {
     #[test]
     fn leaf_facts_match_how_the_fixture_was_made() {
         let info = analyze(&pem_fixture("leaf.pem")).unwrap();
-        assert!(info.subject.contains("CN=app.example.test"), "{}", info.subject);
-        assert!(info.issuer.contains("ocicert Test Intermediate"), "{}", info.issuer);
+        assert!(
+            info.subject.contains("CN=app.example.test"),
+            "{}",
+            info.subject
+        );
+        assert!(
+            info.issuer.contains("ocicert Test Intermediate"),
+            "{}",
+            info.issuer
+        );
         assert!(info.sans.contains(&"DNS:www.example.test".to_string()));
         assert!(info.sans.contains(&"IP:127.0.0.1".to_string()));
         assert_eq!(info.key_algorithm, "ec");
@@ -275,7 +294,11 @@ mod tests {
         let weak = analyze(&pem_fixture("rsa1024-weak.pem")).unwrap();
         assert!(is_weak_key(&weak));
         let sha1 = analyze(&pem_fixture("sha1-signed.pem")).unwrap();
-        assert!(is_weak_signature(&sha1.signature_algorithm), "{}", sha1.signature_algorithm);
+        assert!(
+            is_weak_signature(&sha1.signature_algorithm),
+            "{}",
+            sha1.signature_algorithm
+        );
         assert!(!is_weak_signature(&root.signature_algorithm));
     }
 

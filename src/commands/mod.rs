@@ -26,7 +26,13 @@ impl From<Status> for ExitCode {
 /// Prints the rule catalogue.
 pub fn rules(out: &mut dyn std::io::Write) -> anyhow::Result<Status> {
     for rule in crate::finding::Rule::ALL {
-        writeln!(out, "{:<26} {:<8} {}", rule.id(), rule.default_severity(), rule.summary())?;
+        writeln!(
+            out,
+            "{:<26} {:<8} {}",
+            rule.id(),
+            rule.default_severity(),
+            rule.summary()
+        )?;
     }
     Ok(Status::Clean)
 }

@@ -14,9 +14,13 @@ use std::io::IsTerminal;
 pub fn parse_now(now: Option<&str>) -> anyhow::Result<i64> {
     match now {
         None => Ok(time::OffsetDateTime::now_utc().unix_timestamp()),
-        Some(text) => time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-            .map(|t| t.unix_timestamp())
-            .with_context(|| format!("`--now {text}` is not an RFC 3339 time such as 2026-06-01T00:00:00Z")),
+        Some(text) => {
+            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .map(|t| t.unix_timestamp())
+                .with_context(|| {
+                    format!("`--now {text}` is not an RFC 3339 time such as 2026-06-01T00:00:00Z")
+                })
+        }
     }
 }
 
@@ -47,7 +51,10 @@ pub fn run(args: &ScanArgs, out: &mut dyn std::io::Write) -> anyhow::Result<Stat
     };
     let reference = Reference::parse(&args.image)?;
     let images = match &reference {
-        Reference::Dir { path } => vec![scan::scan_directory(path, &settings).with_context(|| format!("failed to scan `{}`", args.image))?],
+        Reference::Dir { path } => vec![
+            scan::scan_directory(path, &settings)
+                .with_context(|| format!("failed to scan `{}`", args.image))?,
+        ],
         Reference::OciDir { path, tag } | Reference::OciArchive { path, tag } => {
             let archive = matches!(reference, Reference::OciArchive { .. });
             let (store, images) = image::layout::open(path, tag.as_deref(), archive, &selection)
@@ -66,7 +73,11 @@ pub fn run(args: &ScanArgs, out: &mut dyn std::io::Write) -> anyhow::Result<Stat
         .fail_on
         .threshold()
         .is_some_and(|threshold| report.findings().any(|f| f.severity >= threshold));
-    Ok(if failed { Status::Violations } else { Status::Clean })
+    Ok(if failed {
+        Status::Violations
+    } else {
+        Status::Clean
+    })
 }
 
 fn scan_with_progress(
@@ -75,12 +86,17 @@ fn scan_with_progress(
     settings: &Settings,
     reference: &str,
 ) -> anyhow::Result<Vec<report::ImageReport>> {
-    let layers: std::collections::HashSet<&str> = images.iter().flat_map(|i| i.layers.iter().map(|l| l.digest.as_str())).collect();
+    let layers: std::collections::HashSet<&str> = images
+        .iter()
+        .flat_map(|i| i.layers.iter().map(|l| l.digest.as_str()))
+        .collect();
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(layers.len() as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} scanning layers {pos}/{len} {wide_bar} {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} scanning layers {pos}/{len} {wide_bar} {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     } else {
@@ -90,7 +106,8 @@ fn scan_with_progress(
         tracing::debug!(layer = digest, bytes, "layer scanned");
         bar.inc(1);
     };
-    let result = scan::scan_images(store, images, settings, &on_layer).with_context(|| format!("failed to scan `{reference}`"));
+    let result = scan::scan_images(store, images, settings, &on_layer)
+        .with_context(|| format!("failed to scan `{reference}`"));
     bar.finish_and_clear();
     result
 }

@@ -93,7 +93,9 @@ fn read_bounded(
             )
         });
     }
-    if data.len() as u64 > RATIO_CHECK_ABOVE && data.len() as u64 / compressed.max(1) > options.max_ratio {
+    if data.len() as u64 > RATIO_CHECK_ABOVE
+        && data.len() as u64 / compressed.max(1) > options.max_ratio
+    {
         return Err(format!(
             "entry inflates above the {}:1 ratio limit (possible archive bomb)",
             options.max_ratio
@@ -131,13 +133,30 @@ pub fn scan(
             .strip_suffix(".gz")
             .or_else(|| name.strip_suffix(".tgz"))
             .unwrap_or(name);
-        match read_bounded(MultiGzDecoder::new(data), None, data.len() as u64, options, budget) {
+        match read_bounded(
+            MultiGzDecoder::new(data),
+            None,
+            data.len() as u64,
+            options,
+            budget,
+        ) {
             Ok(inflated) if is_tar(&inflated) => {
                 scan_tar(&inflated, options, depth, archive_path, budget, out);
             }
             Ok(inflated) => {
-                let path = join(archive_path, inner_name.rsplit('/').next().unwrap_or(inner_name));
-                super::scan_nested(inner_name, &inflated, options, depth + 1, Some(&path), budget, out);
+                let path = join(
+                    archive_path,
+                    inner_name.rsplit('/').next().unwrap_or(inner_name),
+                );
+                super::scan_nested(
+                    inner_name,
+                    &inflated,
+                    options,
+                    depth + 1,
+                    Some(&path),
+                    budget,
+                    out,
+                );
             }
             Err(reason) => limit(out, archive_path, reason),
         }
@@ -162,18 +181,32 @@ fn scan_zip(
         let mut entry = match zip.by_index(index) {
             Ok(entry) => entry,
             Err(e) => {
-                limit(out, archive_path, format!("zip entry {index} does not open: {e}"));
+                limit(
+                    out,
+                    archive_path,
+                    format!("zip entry {index} does not open: {e}"),
+                );
                 continue;
             }
         };
         if !entry.is_file() {
             continue;
         }
-        let entry_name = entry.name().map_or_else(|_| format!("entry-{index}"), |name| name.into_owned());
+        let entry_name = entry
+            .name()
+            .map_or_else(|_| format!("entry-{index}"), |name| name.into_owned());
         let (size, compressed) = (entry.size(), entry.compressed_size());
         let path = join(archive_path, &entry_name);
         match read_bounded(&mut entry, Some(size), compressed, options, budget) {
-            Ok(bytes) => super::scan_nested(&entry_name, &bytes, options, depth + 1, Some(&path), budget, out),
+            Ok(bytes) => super::scan_nested(
+                &entry_name,
+                &bytes,
+                options,
+                depth + 1,
+                Some(&path),
+                budget,
+                out,
+            ),
             Err(reason) => limit(out, Some(&path), reason),
         }
     }
@@ -207,7 +240,15 @@ fn scan_tar(
         let size = entry.size();
         let path = join(archive_path, &entry_name);
         match read_bounded(&mut entry, Some(size), size, options, budget) {
-            Ok(bytes) => super::scan_nested(&entry_name, &bytes, options, depth + 1, Some(&path), budget, out),
+            Ok(bytes) => super::scan_nested(
+                &entry_name,
+                &bytes,
+                options,
+                depth + 1,
+                Some(&path),
+                budget,
+                out,
+            ),
             Err(reason) => limit(out, Some(&path), reason),
         }
     }

@@ -23,7 +23,10 @@ pub fn scan(config: &Value) -> Vec<(String, Artifact)> {
             }
         }
     }
-    if let Some(labels) = inner.and_then(|c| c.get("Labels")).and_then(Value::as_object) {
+    if let Some(labels) = inner
+        .and_then(|c| c.get("Labels"))
+        .and_then(Value::as_object)
+    {
         for (key, value) in labels {
             if let Some(text) = value.as_str() {
                 fields.push((format!("config.Labels[{key:?}]"), text));
@@ -61,11 +64,13 @@ pub fn scan_text(text: &str) -> Vec<Artifact> {
     if text.contains("\\n") {
         variants.push(text.replace("\\n", "\n").into_bytes());
     }
-    for word in text.split(|c: char| c.is_whitespace() || c == '=' || c == '"' || c == '\'') {
-        if word.starts_with(BASE64_PEM_PREFIX) {
-            if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(word) {
-                variants.push(decoded);
-            }
+    for word in text.split(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+        // `NAME=LS0t…` as in an Env entry: the value starts at the marker.
+        let Some(start) = word.find(BASE64_PEM_PREFIX) else {
+            continue;
+        };
+        if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&word[start..]) {
+            variants.push(decoded);
         }
     }
     let mut out: Vec<Artifact> = Vec::new();
@@ -73,10 +78,11 @@ pub fn scan_text(text: &str) -> Vec<Artifact> {
         for block in pem::blocks(&variant) {
             // The raw form of an escaped value is one line and fails to decode; its expanded
             // variant carries the real result, so skip failures when a success exists.
-            if let Some(artifact) = interpret_pem(&block) {
-                if !out.contains(&artifact) {
-                    out.push(artifact);
-                }
+            let Some(artifact) = interpret_pem(&block) else {
+                continue;
+            };
+            if !out.contains(&artifact) {
+                out.push(artifact);
             }
         }
     }
@@ -87,4 +93,34 @@ pub fn scan_text(text: &str) -> Vec<Artifact> {
         out.retain(|a| !matches!(a, Artifact::Unparseable { .. }));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_keys_escaped_or_base64_encoded_in_values() {
+        let pem = fs_err::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/keys/ec-sec1.pem"
+        ))
+        .unwrap();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&pem);
+        let escaped = pem.replace('\n', "\\n");
+        let config = serde_json::json!({
+            "config": {"Env": [format!("TLS_KEY={encoded}"), "PATH=/bin"], "Labels": {"k": escaped}},
+            "history": [{"created_by": format!("RUN echo \"{escaped}\" > /key.pem")}],
+        });
+        let fields: Vec<String> = scan(&config).into_iter().map(|(field, _)| field).collect();
+        assert_eq!(
+            fields,
+            [
+                "config.Env[0]",
+                "config.Labels[\"k\"]",
+                "history[0].created_by"
+            ]
+        );
+        assert!(scan_text("PATH=/usr/bin LS0tLS1CRUdJTiBub25zZW5zZQ").is_empty());
+    }
 }

@@ -33,9 +33,15 @@ pub fn detect(data: &[u8], lower_name: &str, options: &Options) -> Vec<Artifact>
         return unparseable(crypto_name, "the DER header is malformed");
     };
     if total > data.len() {
-        return unparseable(crypto_name, "the file is shorter than its DER header says (truncated)");
+        return unparseable(
+            crypto_name,
+            "the file is shorter than its DER header says (truncated)",
+        );
     }
-    if !data[total..].iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
+    if !data[total..]
+        .iter()
+        .all(|b| b.is_ascii_whitespace() || *b == 0)
+    {
         return Vec::new();
     }
     let der = &data[..total];
@@ -48,7 +54,12 @@ pub fn detect(data: &[u8], lower_name: &str, options: &Options) -> Vec<Artifact>
     if super::pkcs12::looks_like(der) {
         return super::pkcs12::detect(der, options);
     }
-    let key = |info| vec![Artifact::Key { info, keystore: None }];
+    let key = |info| {
+        vec![Artifact::Key {
+            info,
+            keystore: None,
+        }]
+    };
     if let Ok(info) = keys::pkcs8(der) {
         return key(info);
     }
@@ -67,7 +78,10 @@ pub fn detect(data: &[u8], lower_name: &str, options: &Options) -> Vec<Artifact>
     if let Some(subject) = csr_subject(der) {
         return vec![Artifact::CertificateRequest { subject }];
     }
-    unparseable(crypto_name, "it is neither a certificate, a key nor a keystore")
+    unparseable(
+        crypto_name,
+        "it is neither a certificate, a key nor a keystore",
+    )
 }
 
 fn unparseable(crypto_name: bool, reason: &str) -> Vec<Artifact> {
@@ -102,8 +116,25 @@ mod tests {
 
     #[test]
     fn truncated_der_with_a_key_name_is_reported() {
-        let found = detect(&[0x30, 0x82, 0x10, 0x00, 1, 2], "server.key", &Options::default());
-        assert!(matches!(&found[..], [Artifact::Unparseable { kind: UnparseableKind::Der, .. }]));
-        assert!(detect(&[0x30, 0x82, 0x10, 0x00, 1, 2], "blob.bin", &Options::default()).is_empty());
+        let found = detect(
+            &[0x30, 0x82, 0x10, 0x00, 1, 2],
+            "server.key",
+            &Options::default(),
+        );
+        assert!(matches!(
+            &found[..],
+            [Artifact::Unparseable {
+                kind: UnparseableKind::Der,
+                ..
+            }]
+        ));
+        assert!(
+            detect(
+                &[0x30, 0x82, 0x10, 0x00, 1, 2],
+                "blob.bin",
+                &Options::default()
+            )
+            .is_empty()
+        );
     }
 }

@@ -12,10 +12,14 @@ fn summary(artifact: &Artifact) -> String {
             info.format.as_str(),
             info.algorithm,
             if info.encrypted { ":encrypted" } else { "" },
-            keystore.map(|k| format!(":in-{}", k.as_str())).unwrap_or_default()
+            keystore
+                .map(|k| format!(":in-{}", k.as_str()))
+                .unwrap_or_default()
         ),
         Artifact::CertificateRequest { subject } => format!("csr:{subject}"),
-        Artifact::Keystore { kind, password, .. } => format!("keystore:{}:{password:?}", kind.as_str()),
+        Artifact::Keystore { kind, password, .. } => {
+            format!("keystore:{}:{password:?}", kind.as_str())
+        }
         Artifact::Unparseable { kind, .. } => format!("unparseable:{kind:?}"),
         Artifact::LimitReached { .. } => "limit".to_string(),
     }
@@ -24,10 +28,22 @@ fn summary(artifact: &Artifact) -> String {
 /// (fixture, expected summaries in detection order)
 const EXAMPLES: &[(&str, &[&str])] = &[
     ("certs/leaf.pem", &["cert:Pem:CN=app.example.test"]),
-    ("certs/leaf-chain.pem", &["cert:Pem:CN=app.example.test", "cert:Pem:CN=ocicert Test Intermediate"]),
+    (
+        "certs/leaf-chain.pem",
+        &[
+            "cert:Pem:CN=app.example.test",
+            "cert:Pem:CN=ocicert Test Intermediate",
+        ],
+    ),
     ("certs/leaf.der", &["cert:Der:CN=app.example.test"]),
-    ("certs/blob-self-signed.bin", &["cert:Der:CN=selfsigned.example.test"]),
-    ("certs/trusted-cert.pem", &["cert:TrustedPem:CN=ocicert Test Root CA, O=ocicert tests"]),
+    (
+        "certs/blob-self-signed.bin",
+        &["cert:Der:CN=selfsigned.example.test"],
+    ),
+    (
+        "certs/trusted-cert.pem",
+        &["cert:TrustedPem:CN=ocicert Test Root CA, O=ocicert tests"],
+    ),
     ("certs/csr.pem", &["csr:CN=csr.example.test"]),
     ("keys/rsa-pkcs1.pem", &["key:PKCS#1:rsa"]),
     ("keys/rsa-pkcs1.der", &["key:PKCS#1:rsa"]),
@@ -36,10 +52,19 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ("keys/ec-sec1-nopub.der", &["key:SEC1:ec"]),
     ("keys/ed25519.der", &["key:PKCS#8:ed25519"]),
     ("keys/dsa.pem", &["key:OpenSSL DSA:dsa"]),
-    ("keys/encrypted-pkcs8.pem", &["key:encrypted PKCS#8:unknown:encrypted"]),
-    ("keys/legacy-encrypted.pem", &["key:legacy encrypted PEM:rsa:encrypted"]),
+    (
+        "keys/encrypted-pkcs8.pem",
+        &["key:encrypted PKCS#8:unknown:encrypted"],
+    ),
+    (
+        "keys/legacy-encrypted.pem",
+        &["key:legacy encrypted PEM:rsa:encrypted"],
+    ),
     ("keys/openssh-ed25519", &["key:OpenSSH:ssh-ed25519"]),
-    ("keys/openssh-rsa-encrypted", &["key:OpenSSH:ssh-rsa:encrypted"]),
+    (
+        "keys/openssh-rsa-encrypted",
+        &["key:OpenSSH:ssh-rsa:encrypted"],
+    ),
     ("keys/pgp-private.asc", &["key:OpenPGP:pgp-eddsa"]),
     ("keys/putty.ppk", &["key:PuTTY:ssh-ed25519"]),
     ("elf/embedded-key.bin", &["key:SEC1:ec"]),
@@ -55,10 +80,20 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ("certs/bundle-secret.p12", &["keystore:PKCS#12:Unknown"]),
     (
         "certs/truststore.jks",
-        &["keystore:JKS:NotNeeded", "cert:JavaKeystore:CN=ocicert Test Root CA, O=ocicert tests", "cert:JavaKeystore:CN=ocicert Test Intermediate"],
+        &[
+            "keystore:JKS:NotNeeded",
+            "cert:JavaKeystore:CN=ocicert Test Root CA, O=ocicert tests",
+            "cert:JavaKeystore:CN=ocicert Test Intermediate",
+        ],
     ),
-    ("archives/app.jar", &["key:PKCS#8:rsa", "cert:Pem:CN=app.example.test"]),
-    ("archives/nested.war", &["key:PKCS#8:rsa", "cert:Pem:CN=app.example.test"]),
+    (
+        "archives/app.jar",
+        &["key:PKCS#8:rsa", "cert:Pem:CN=app.example.test"],
+    ),
+    (
+        "archives/nested.war",
+        &["key:PKCS#8:rsa", "cert:Pem:CN=app.example.test"],
+    ),
     ("archives/deep.zip", &["limit"]),
     ("archives/bomb.zip", &["limit"]),
 ];
@@ -75,10 +110,18 @@ const NEGATIVE_EXAMPLES: &[(&str, &[&str])] = &[
 ];
 
 fn run(fixture: &str) -> Vec<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(fixture);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(fixture);
     let data = fs_err::read(&path).unwrap_or_else(|e| panic!("{e}"));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    scan_file(&name, &data, &Options::default()).iter().map(|d| summary(&d.artifact)).collect()
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    scan_file(&name, &data, &Options::default())
+        .iter()
+        .map(|d| summary(&d.artifact))
+        .collect()
 }
 
 #[test]
@@ -113,25 +156,49 @@ fn every_negative_example_stays_quiet() {
 fn a_configured_keystore_password_opens_the_keystore() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/certs/bundle-secret.p12");
     let data = fs_err::read(path).unwrap_or_default();
-    let options = Options { keystore_passwords: vec!["Zq8-very-unguessable".into()], ..Options::default() };
-    let found: Vec<String> = scan_file("bundle-secret.p12", &data, &options).iter().map(|d| summary(&d.artifact)).collect();
-    assert!(found.contains(&"keystore:PKCS#12:Configured".to_string()), "{found:?}");
-    assert!(found.iter().any(|s| s.starts_with("key:PKCS#12:ec")), "{found:?}");
+    let options = Options {
+        keystore_passwords: vec!["Zq8-very-unguessable".into()],
+        ..Options::default()
+    };
+    let found: Vec<String> = scan_file("bundle-secret.p12", &data, &options)
+        .iter()
+        .map(|d| summary(&d.artifact))
+        .collect();
+    assert!(
+        found.contains(&"keystore:PKCS#12:Configured".to_string()),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|s| s.starts_with("key:PKCS#12:ec")),
+        "{found:?}"
+    );
 }
 
 #[test]
 fn nested_archive_paths_name_each_level() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/archives/nested.war");
     let data = fs_err::read(path).unwrap_or_default();
-    let paths: Vec<_> = scan_file("nested.war", &data, &Options::default()).into_iter().filter_map(|d| d.archive_path).collect();
-    assert!(paths.contains(&"WEB-INF/lib/app.jar!/META-INF/app.key".to_string()), "{paths:?}");
+    let paths: Vec<_> = scan_file("nested.war", &data, &Options::default())
+        .into_iter()
+        .filter_map(|d| d.archive_path)
+        .collect();
+    assert!(
+        paths.contains(&"WEB-INF/lib/app.jar!/META-INF/app.key".to_string()),
+        "{paths:?}"
+    );
 }
 
 #[test]
 fn a_deeper_limit_reaches_the_deep_key() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/archives/deep.zip");
     let data = fs_err::read(path).unwrap_or_default();
-    let options = Options { max_archive_depth: 8, ..Options::default() };
-    let found: Vec<String> = scan_file("deep.zip", &data, &options).iter().map(|d| summary(&d.artifact)).collect();
+    let options = Options {
+        max_archive_depth: 8,
+        ..Options::default()
+    };
+    let found: Vec<String> = scan_file("deep.zip", &data, &options)
+        .iter()
+        .map(|d| summary(&d.artifact))
+        .collect();
     assert_eq!(found, ["key:SEC1:ec"]);
 }

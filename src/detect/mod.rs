@@ -70,15 +70,29 @@ pub enum KeystorePassword {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Artifact {
     /// A certificate, parsed.
-    Certificate { info: Box<CertInfo>, encoding: CertEncoding },
+    Certificate {
+        info: Box<CertInfo>,
+        encoding: CertEncoding,
+    },
     /// A private key, analysed. `keystore` is set when it was a keystore entry.
-    Key { info: KeyInfo, keystore: Option<KeystoreKind> },
+    Key {
+        info: KeyInfo,
+        keystore: Option<KeystoreKind>,
+    },
     /// A PKCS#10 certificate request (inventory only).
     CertificateRequest { subject: String },
     /// A keystore container.
-    Keystore { kind: KeystoreKind, password: KeystorePassword, entries: usize },
+    Keystore {
+        kind: KeystoreKind,
+        password: KeystorePassword,
+        entries: usize,
+    },
     /// Bytes that claim to be a key, certificate or keystore but do not parse.
-    Unparseable { what: String, reason: String, kind: UnparseableKind },
+    Unparseable {
+        what: String,
+        reason: String,
+        kind: UnparseableKind,
+    },
     /// A safety limit stopped part of the scan.
     LimitReached { reason: String },
 }
@@ -129,7 +143,14 @@ impl Default for Options {
 
 /// Passwords tried on every keystore after the empty one.
 pub const DEFAULT_KEYSTORE_PASSWORDS: &[&str] = &[
-    "changeit", "changeme", "password", "secret", "123456", "keystore", "storepass", "admin",
+    "changeit",
+    "changeme",
+    "password",
+    "secret",
+    "123456",
+    "keystore",
+    "storepass",
+    "admin",
 ];
 
 /// Files up to this size are read whole and given to every detector; larger files are
@@ -211,7 +232,9 @@ pub fn interpret_pem(block: &pem::Block) -> Option<Artifact> {
     let label = block.label.as_str();
     let body = match &block.body {
         Ok(body) => body.as_slice(),
-        Err(reason) => return is_interesting(label).then(|| unparseable_pem(label, reason.clone())),
+        Err(reason) => {
+            return is_interesting(label).then(|| unparseable_pem(label, reason.clone()));
+        }
     };
     let key = |result: Result<KeyInfo, keys::Error>| match result {
         Ok(info) => Artifact::Key {
@@ -241,7 +264,11 @@ pub fn interpret_pem(block: &pem::Block) -> Option<Artifact> {
             None => unparseable_pem(label, "not a PKCS#10 request"),
         },
         "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "DSA PRIVATE KEY" if legacy_encrypted => {
-            let algorithm = label.split(' ').next().unwrap_or("unknown").to_ascii_lowercase();
+            let algorithm = label
+                .split(' ')
+                .next()
+                .unwrap_or("unknown")
+                .to_ascii_lowercase();
             key(Ok(keys::encrypted(
                 KeyFormat::LegacyEncryptedPem,
                 &algorithm,

@@ -47,7 +47,11 @@ pub fn from_public(data: &KeyData, format: KeyFormat) -> KeyInfo {
             let spki = keys::spki_hash(keys::OID_EC, Some(oid), ecdsa.as_sec1_bytes());
             (Some(bits), Some(name), spki)
         }
-        KeyData::Ed25519(ed) => (Some(256), None, keys::spki_hash(keys::OID_ED25519, None, &ed.0)),
+        KeyData::Ed25519(ed) => (
+            Some(256),
+            None,
+            keys::spki_hash(keys::OID_ED25519, None, &ed.0),
+        ),
         _ => (None, None, None),
     };
     let fallback = data.fingerprint(ssh_key::HashAlg::Sha256);

@@ -101,7 +101,9 @@ fn parse_at(buf: &[u8], start: usize, at_eof: bool, base_offset: u64) -> Step {
 }
 
 /// Splits RFC 1421 headers from the base64 body and decodes it.
-fn decode(body: &[u8]) -> (Vec<(String, String)>, Result<Vec<u8>, String>) {
+type Headers = Vec<(String, String)>;
+
+fn decode(body: &[u8]) -> (Headers, Result<Vec<u8>, String>) {
     let text = String::from_utf8_lossy(body);
     let mut headers = Vec::new();
     let mut base64 = String::with_capacity(text.len());
@@ -112,11 +114,11 @@ fn decode(body: &[u8]) -> (Vec<(String, String)>, Result<Vec<u8>, String>) {
             continue;
         }
         if in_headers {
-            if let Some((name, value)) = line.split_once(':') {
-                if !name.contains(' ') {
-                    headers.push((name.trim().to_string(), value.trim().to_string()));
-                    continue;
-                }
+            if let Some((name, value)) =
+                line.split_once(':').filter(|(name, _)| !name.contains(' '))
+            {
+                headers.push((name.trim().to_string(), value.trim().to_string()));
+                continue;
             }
             if line.is_empty() && !headers.is_empty() {
                 in_headers = false;
@@ -166,7 +168,10 @@ pub fn blocks(input: &[u8]) -> Vec<Block> {
 }
 
 /// Every PEM block in a stream, holding at most about `MAX_BLOCK` plus one read in memory.
-pub fn blocks_in_stream(mut reader: impl Read, mut on_block: impl FnMut(Block)) -> std::io::Result<()> {
+pub fn blocks_in_stream(
+    mut reader: impl Read,
+    mut on_block: impl FnMut(Block),
+) -> std::io::Result<()> {
     const READ: usize = 256 * 1024;
     let mut buf: Vec<u8> = Vec::with_capacity(READ * 2);
     let mut base_offset = 0u64;
@@ -209,7 +214,10 @@ mod tests {
         assert_eq!(found[0].label, "CERTIFICATE");
         assert_eq!(found[0].offset, 4);
         assert_eq!(found[0].body.as_deref().ok(), Some(&[0u8, 1, 2][..]));
-        assert_eq!(found[1].headers[0], ("Proc-Type".into(), "4,ENCRYPTED".into()));
+        assert_eq!(
+            found[1].headers[0],
+            ("Proc-Type".into(), "4,ENCRYPTED".into())
+        );
     }
 
     #[test]
@@ -236,11 +244,18 @@ mod tests {
         input.extend_from_slice(b"\n-----END PRIVATE KEY-----\n");
         input.extend_from_slice(CERT_LIKE.as_bytes());
         let mut found = Vec::new();
-        blocks_in_stream(&input[..], |b| found.push(b)).unwrap();
-        let summary: Vec<_> = found.iter().map(|b| (b.label.as_str(), b.body.is_ok())).collect();
+        blocks_in_stream(&input[..], |b| found.push(b)).expect("in-memory read");
+        let summary: Vec<_> = found
+            .iter()
+            .map(|b| (b.label.as_str(), b.body.is_ok()))
+            .collect();
         assert_eq!(
             summary,
-            [("CERTIFICATE", true), ("PRIVATE KEY", false), ("CERTIFICATE", true)]
+            [
+                ("CERTIFICATE", true),
+                ("PRIVATE KEY", false),
+                ("CERTIFICATE", true)
+            ]
         );
         assert_eq!(found[0].offset, 256 * 1024 - 7);
     }

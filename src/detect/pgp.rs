@@ -58,7 +58,11 @@ fn first_packet(data: &[u8]) -> Result<(u8, &[u8]), Error> {
             }
             255 => {
                 let bytes = data.get(2..6).ok_or_else(|| error("truncated header"))?;
-                (tag, u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize, 6)
+                (
+                    tag,
+                    u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize,
+                    6,
+                )
             }
             _ => return Err(error("partial body lengths are not used for keys")),
         }
@@ -70,8 +74,14 @@ fn first_packet(data: &[u8]) -> Result<(u8, &[u8]), Error> {
             2 => 4,
             _ => return Err(error("indeterminate length")),
         };
-        let bytes = data.get(1..1 + size).ok_or_else(|| error("truncated header"))?;
-        (tag, bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize), 1 + size)
+        let bytes = data
+            .get(1..1 + size)
+            .ok_or_else(|| error("truncated header"))?;
+        (
+            tag,
+            bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize),
+            1 + size,
+        )
     };
     let body = data
         .get(start..start.saturating_add(len))
@@ -137,7 +147,14 @@ pub fn analyze(data: &[u8]) -> Result<KeyInfo, Error> {
     } else {
         reader.byte()? != 0
     };
-    let mut info = crate::keys::with_spki(KeyFormat::Pgp, &format!("pgp-{name}"), bits, None, None, public_part);
+    let mut info = crate::keys::with_spki(
+        KeyFormat::Pgp,
+        &format!("pgp-{name}"),
+        bits,
+        None,
+        None,
+        public_part,
+    );
     info.encrypted = encrypted;
     Ok(info)
 }

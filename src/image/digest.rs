@@ -26,11 +26,14 @@ impl Digest {
             "sha512" => (Algorithm::Sha512, 128),
             _ => return None,
         };
-        (hex.len() == len && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-            .then(|| Self {
-                algorithm,
-                hex: hex.to_string(),
-            })
+        (hex.len() == len
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| Self {
+            algorithm,
+            hex: hex.to_string(),
+        })
     }
 }
 

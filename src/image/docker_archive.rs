@@ -48,7 +48,10 @@ impl BlobStore for Store {
 }
 
 /// Opens a docker-archive and returns its single selected image.
-pub fn open(path: &Path, repo_tag: Option<&str>) -> Result<(Box<dyn BlobStore>, Vec<Image>), Error> {
+pub fn open(
+    path: &Path,
+    repo_tag: Option<&str>,
+) -> Result<(Box<dyn BlobStore>, Vec<Image>), Error> {
     let invalid = |reason: String| Error::Invalid {
         path: path.to_path_buf(),
         what: "docker-archive",
@@ -61,7 +64,10 @@ pub fn open(path: &Path, repo_tag: Option<&str>) -> Result<(Box<dyn BlobStore>, 
             .map_err(|_| invalid(format!("it has no `{name}`")))?
             .take(limit + 1)
             .read_to_end(&mut bytes)
-            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+            .map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if bytes.len() as u64 > limit {
             return Err(invalid(format!("`{name}` is larger than {limit} bytes")));
         }
@@ -79,30 +85,56 @@ pub fn open(path: &Path, repo_tag: Option<&str>) -> Result<(Box<dyn BlobStore>, 
     let entry = match repo_tag {
         Some(wanted) => manifest
             .iter()
-            .find(|e| e.repo_tags.iter().flatten().any(|t| normalize(t) == normalize(wanted)))
-            .ok_or_else(|| Error::NoTag { tag: wanted.to_string(), available: tags() })?,
+            .find(|e| {
+                e.repo_tags
+                    .iter()
+                    .flatten()
+                    .any(|t| normalize(t) == normalize(wanted))
+            })
+            .ok_or_else(|| Error::NoTag {
+                tag: wanted.to_string(),
+                available: tags(),
+            })?,
         None if manifest.len() == 1 => &manifest[0],
         None => return Err(Error::Ambiguous { available: tags() }),
     };
     let config_bytes = read(&entry.config, MAX_CONFIG)?;
     let config_digest = super::digest::sha256(&config_bytes);
-    if let Some(hex) = entry.config.strip_prefix("blobs/sha256/").or_else(|| entry.config.strip_suffix(".json")) {
-        if hex.len() == 64 && config_digest != format!("sha256:{hex}") {
-            return Err(Error::DigestMismatch { digest: format!("sha256:{hex}"), actual: config_digest });
-        }
+    let named = entry
+        .config
+        .strip_prefix("blobs/sha256/")
+        .or_else(|| entry.config.strip_suffix(".json"))
+        .filter(|hex| hex.len() == 64);
+    if let Some(hex) = named.filter(|hex| config_digest != format!("sha256:{hex}")) {
+        return Err(Error::DigestMismatch {
+            digest: format!("sha256:{hex}"),
+            actual: config_digest,
+        });
     }
-    let config: serde_json::Value = serde_json::from_slice(&config_bytes)
-        .map_err(|source| Error::Config { digest: config_digest.clone(), source })?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&config_bytes).map_err(|source| Error::Config {
+            digest: config_digest.clone(),
+            source,
+        })?;
     let diff_ids: Vec<String> = config
         .pointer("/rootfs/diff_ids")
         .and_then(|v| v.as_array())
-        .map(|ids| ids.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let mut names = std::collections::HashMap::new();
     let mut layers = Vec::new();
     for (index, name) in entry.layers.iter().enumerate() {
-        let hex_name = name.strip_suffix(".tar").or_else(|| name.strip_suffix("/layer.tar"));
-        let digest = match name.strip_prefix("blobs/sha256/").or(hex_name.filter(|hex| hex.len() == 64)) {
+        let hex_name = name
+            .strip_suffix(".tar")
+            .or_else(|| name.strip_suffix("/layer.tar"));
+        let digest = match name
+            .strip_prefix("blobs/sha256/")
+            .or(hex_name.filter(|hex| hex.len() == 64))
+        {
             Some(hex) => format!("sha256:{hex}"),
             None => diff_ids
                 .get(index)
@@ -110,10 +142,16 @@ pub fn open(path: &Path, repo_tag: Option<&str>) -> Result<(Box<dyn BlobStore>, 
                 .ok_or_else(|| invalid(format!("layer `{name}` has no diff_id in the config")))?,
         };
         if super::digest::Digest::parse(&digest).is_none() {
-            return Err(invalid(format!("layer `{name}` has an invalid digest `{digest}`")));
+            return Err(invalid(format!(
+                "layer `{name}` has an invalid digest `{digest}`"
+            )));
         }
         names.insert(digest.clone(), name.clone());
-        layers.push(Layer { digest, size: None, media_type: String::new() });
+        layers.push(Layer {
+            digest,
+            size: None,
+            media_type: String::new(),
+        });
     }
     let image = Image {
         manifest_digest: None,

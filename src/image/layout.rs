@@ -25,7 +25,10 @@ impl BlobStore for DirStore {
         let algorithm = digest.split(':').next().unwrap_or("sha256");
         let path = self.root.join("blobs").join(algorithm).join(&parsed.hex);
         match fs_err::File::open(&path) {
-            Ok(file) => Ok(Box::new(std::io::BufReader::with_capacity(256 * 1024, file))),
+            Ok(file) => Ok(Box::new(std::io::BufReader::with_capacity(
+                256 * 1024,
+                file,
+            ))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::MissingBlob {
                 digest: digest.to_string(),
             }),
@@ -55,9 +58,15 @@ impl TarStore {
         let file = fs_err::File::open(path).map_err(io)?;
         let mut archive = tar::Archive::new(std::io::BufReader::new(file));
         let mut entries = HashMap::new();
-        for entry in archive.entries_with_seek().map_err(|e| invalid(e.to_string()))? {
+        for entry in archive
+            .entries_with_seek()
+            .map_err(|e| invalid(e.to_string()))?
+        {
             let entry = entry.map_err(|e| invalid(e.to_string()))?;
-            if !matches!(entry.header().entry_type(), tar::EntryType::Regular | tar::EntryType::Continuous) {
+            if !matches!(
+                entry.header().entry_type(),
+                tar::EntryType::Regular | tar::EntryType::Continuous
+            ) {
                 continue;
             }
             let name = entry.path().map_err(|e| invalid(e.to_string()))?;
@@ -81,7 +90,10 @@ impl TarStore {
         };
         let mut file = fs_err::File::open(&self.path).map_err(io)?;
         file.seek(SeekFrom::Start(offset)).map_err(io)?;
-        Ok(Box::new(std::io::BufReader::with_capacity(256 * 1024, file.take(size))))
+        Ok(Box::new(std::io::BufReader::with_capacity(
+            256 * 1024,
+            file.take(size),
+        )))
     }
 
     /// Whether the archive holds a file of this name.
@@ -110,7 +122,12 @@ struct IndexJson {
 }
 
 /// Opens an OCI layout (directory or archive) and resolves the selected images.
-pub fn open(path: &Path, tag: Option<&str>, archive: bool, selection: &Selection) -> Result<(Box<dyn BlobStore>, Vec<Image>), Error> {
+pub fn open(
+    path: &Path,
+    tag: Option<&str>,
+    archive: bool,
+    selection: &Selection,
+) -> Result<(Box<dyn BlobStore>, Vec<Image>), Error> {
     let invalid = |reason: String| Error::Invalid {
         path: path.to_path_buf(),
         what: if archive { "OCI archive" } else { "OCI layout" },
@@ -126,17 +143,29 @@ pub fn open(path: &Path, tag: Option<&str>, archive: bool, selection: &Selection
             .open_name("index.json")?
             .take(manifest::MAX_MANIFEST as u64 + 1)
             .read_to_end(&mut bytes)
-            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+            .map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         (Box::new(store), bytes)
     } else {
         let index_path = path.join("index.json");
-        let bytes = fs_err::read(&index_path).map_err(|source| Error::Io { path: index_path, source })?;
-        (Box::new(DirStore { root: path.to_path_buf() }), bytes)
+        let bytes = fs_err::read(&index_path).map_err(|source| Error::Io {
+            path: index_path,
+            source,
+        })?;
+        (
+            Box::new(DirStore {
+                root: path.to_path_buf(),
+            }),
+            bytes,
+        )
     };
     if index_bytes.len() > manifest::MAX_MANIFEST {
         return Err(invalid("index.json is larger than 4 MiB".into()));
     }
-    let index: IndexJson = serde_json::from_slice(&index_bytes).map_err(|e| invalid(format!("index.json: {e}")))?;
+    let index: IndexJson =
+        serde_json::from_slice(&index_bytes).map_err(|e| invalid(format!("index.json: {e}")))?;
     let top = pick(&index.manifests, tag)?;
     let images = match top {
         Some(descriptor) => super::resolve(store.as_ref(), &descriptor, selection)?,
@@ -156,7 +185,11 @@ fn pick(manifests: &[Descriptor], tag: Option<&str>) -> Result<Option<Descriptor
             .iter()
             .filter_map(|d| d.annotations.get(REF_NAME).map(String::as_str))
             .collect();
-        if list.is_empty() { "(no tags)".to_string() } else { list.join(", ") }
+        if list.is_empty() {
+            "(no tags)".to_string()
+        } else {
+            list.join(", ")
+        }
     };
     if let Some(tag) = tag {
         return manifests
@@ -170,20 +203,36 @@ fn pick(manifests: &[Descriptor], tag: Option<&str>) -> Result<Option<Descriptor
             });
     }
     match manifests {
-        [] => Err(Error::Ambiguous { available: "nothing".into() }),
+        [] => Err(Error::Ambiguous {
+            available: "nothing".into(),
+        }),
         [only] => Ok(Some(only.clone())),
         many if many.iter().all(|d| d.platform.is_some()) => Ok(None),
         _ => Err(Error::Ambiguous { available: names() }),
     }
 }
 
-fn resolve_inline(store: &dyn BlobStore, manifests: &[Descriptor], selection: &Selection) -> Result<Vec<Image>, Error> {
+fn resolve_inline(
+    store: &dyn BlobStore,
+    manifests: &[Descriptor],
+    selection: &Selection,
+) -> Result<Vec<Image>, Error> {
     let mut images = Vec::new();
-    let requested = selection.platform.clone().unwrap_or_else(super::platform::Platform::host);
+    let requested = selection
+        .platform
+        .clone()
+        .unwrap_or_else(super::platform::Platform::host);
     for descriptor in manifests {
         let platform = descriptor.platform.clone();
         if selection.all_platforms || platform.as_ref().is_some_and(|p| requested.matches(p)) {
-            images.extend(super::resolve(store, descriptor, &Selection { platform: platform.clone(), all_platforms: false })?);
+            images.extend(super::resolve(
+                store,
+                descriptor,
+                &Selection {
+                    platform: platform.clone(),
+                    all_platforms: false,
+                },
+            )?);
             if !selection.all_platforms {
                 break;
             }

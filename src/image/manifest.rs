@@ -72,7 +72,9 @@ struct Probe {
 pub enum Error {
     #[error("manifest is {size} bytes, above the {MAX_MANIFEST} byte limit")]
     TooLarge { size: usize },
-    #[error("Docker schema 1 manifests are not supported (deprecated since 2017); re-push the image with a current client")]
+    #[error(
+        "Docker schema 1 manifests are not supported (deprecated since 2017); re-push the image with a current client"
+    )]
     Schema1,
     #[error("manifest is not valid JSON")]
     Json {
@@ -101,11 +103,17 @@ pub fn parse(bytes: &[u8]) -> Result<Document, Error> {
         "" if probe.manifests.is_some() => Document::Index(json(bytes)?),
         "" if probe.config.is_some() => Document::Manifest(json(bytes)?),
         "application/vnd.docker.distribution.manifest.v1+json"
-        | "application/vnd.docker.distribution.manifest.v1+prettyjws" => return Err(Error::Schema1),
+        | "application/vnd.docker.distribution.manifest.v1+prettyjws" => {
+            return Err(Error::Schema1);
+        }
         _ => return Err(Error::MediaType { media_type }),
     };
     if let Document::Manifest(manifest) = &document {
-        for layer in manifest.layers.iter().chain(std::iter::once(&manifest.config)) {
+        for layer in manifest
+            .layers
+            .iter()
+            .chain(std::iter::once(&manifest.config))
+        {
             if super::digest::Digest::parse(&layer.digest).is_none() {
                 return Err(Error::Digest {
                     digest: layer.digest.clone(),
@@ -131,8 +139,14 @@ mod tests {
 
     #[test]
     fn refuses_schema1_and_oversized_and_garbage() {
-        assert!(matches!(parse(br#"{"schemaVersion":1,"fsLayers":[]}"#), Err(Error::Schema1)));
-        assert!(matches!(parse(&vec![b' '; MAX_MANIFEST + 1]), Err(Error::TooLarge { .. })));
+        assert!(matches!(
+            parse(br#"{"schemaVersion":1,"fsLayers":[]}"#),
+            Err(Error::Schema1)
+        ));
+        assert!(matches!(
+            parse(&vec![b' '; MAX_MANIFEST + 1]),
+            Err(Error::TooLarge { .. })
+        ));
         assert!(matches!(parse(b"\x00\x01"), Err(Error::Json { .. })));
         let hostile = br#"{"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:../../etc/passwd","size":1},"layers":[]}"#;
         assert!(matches!(parse(hostile), Err(Error::Digest { .. })));

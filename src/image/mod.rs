@@ -104,7 +104,10 @@ pub enum Error {
         source: serde_json::Error,
     },
     #[error("no image for platform `{requested}`; the image has: {available}")]
-    NoPlatform { requested: String, available: String },
+    NoPlatform {
+        requested: String,
+        available: String,
+    },
     #[error("no image tagged `{tag}`; available: {available}")]
     NoTag { tag: String, available: String },
     #[error("the source holds several images ({available}); name one")]
@@ -160,7 +163,11 @@ fn is_attestation(descriptor: &Descriptor) -> bool {
 }
 
 /// Resolves a manifest or index descriptor to the selected single-platform images.
-pub fn resolve(store: &dyn BlobStore, top: &Descriptor, selection: &Selection) -> Result<Vec<Image>, Error> {
+pub fn resolve(
+    store: &dyn BlobStore,
+    top: &Descriptor,
+    selection: &Selection,
+) -> Result<Vec<Image>, Error> {
     let mut found = Vec::new();
     collect(store, top, None, 0, &mut found)?;
     if found.len() <= 1 && !found.iter().any(|(_, p)| p.is_some()) {
@@ -185,7 +192,10 @@ pub fn resolve(store: &dyn BlobStore, top: &Descriptor, selection: &Selection) -
             requested: requested.to_string(),
             available: found
                 .iter()
-                .map(|(_, p)| p.as_ref().map_or_else(|| "unknown".to_string(), ToString::to_string))
+                .map(|(_, p)| {
+                    p.as_ref()
+                        .map_or_else(|| "unknown".to_string(), ToString::to_string)
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
         }),
@@ -218,7 +228,11 @@ fn collect(
     Ok(())
 }
 
-fn load(store: &dyn BlobStore, descriptor: &Descriptor, platform: Option<Platform>) -> Result<Image, Error> {
+fn load(
+    store: &dyn BlobStore,
+    descriptor: &Descriptor,
+    platform: Option<Platform>,
+) -> Result<Image, Error> {
     let bytes = read_verified(store, &descriptor.digest, manifest::MAX_MANIFEST as u64)?;
     let Document::Manifest(parsed) = manifest::parse(&bytes).map_err(|source| Error::Manifest {
         digest: descriptor.digest.clone(),
@@ -232,7 +246,8 @@ fn load(store: &dyn BlobStore, descriptor: &Descriptor, platform: Option<Platfor
         digest: parsed.config.digest.clone(),
         source,
     })?;
-    let (foreign, layers): (Vec<_>, Vec<_>) = parsed.layers.into_iter().partition(manifest::is_foreign);
+    let (foreign, layers): (Vec<_>, Vec<_>) =
+        parsed.layers.into_iter().partition(manifest::is_foreign);
     Ok(Image {
         manifest_digest: Some(descriptor.digest.clone()),
         platform: platform.or_else(|| platform_of(&config)),
@@ -248,7 +263,12 @@ fn load(store: &dyn BlobStore, descriptor: &Descriptor, platform: Option<Platfor
             .collect(),
         skipped_layers: foreign
             .into_iter()
-            .map(|d| (d.digest, format!("{} layer is not distributed with the image", d.media_type)))
+            .map(|d| {
+                (
+                    d.digest,
+                    format!("{} layer is not distributed with the image", d.media_type),
+                )
+            })
             .collect(),
     })
 }
@@ -258,7 +278,10 @@ pub fn platform_of(config: &serde_json::Value) -> Option<Platform> {
     Some(Platform {
         os: config.get("os")?.as_str()?.to_string(),
         architecture: config.get("architecture")?.as_str()?.to_string(),
-        variant: config.get("variant").and_then(|v| v.as_str()).map(str::to_string),
+        variant: config
+            .get("variant")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
     })
 }
 
@@ -270,8 +293,16 @@ pub fn layer_history(config: &serde_json::Value) -> Vec<Option<String>> {
         .map(|entries| {
             entries
                 .iter()
-                .filter(|e| !e.get("empty_layer").and_then(|v| v.as_bool()).unwrap_or(false))
-                .map(|e| e.get("created_by").and_then(|v| v.as_str()).map(str::to_string))
+                .filter(|e| {
+                    !e.get("empty_layer")
+                        .and_then(|v| v.as_bool())
+                        .unwrap_or(false)
+                })
+                .map(|e| {
+                    e.get("created_by")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                })
                 .collect()
         })
         .unwrap_or_default()

@@ -58,7 +58,8 @@ impl Platform {
     pub fn matches(&self, candidate: &Self) -> bool {
         self.os == candidate.os
             && self.architecture == candidate.architecture
-            && (self.variant.is_none() || self.normalized_variant() == candidate.normalized_variant())
+            && (self.variant.is_none()
+                || self.normalized_variant() == candidate.normalized_variant())
     }
 }
 
@@ -81,8 +82,16 @@ mod tests {
         let requested = Platform::parse("linux/arm64/v8").unwrap();
         let entry = Platform::parse("linux/arm64").unwrap();
         assert!(requested.matches(&entry));
-        assert!(Platform::parse("linux/arm64").unwrap().matches(&Platform::parse("linux/arm64/v8").unwrap()));
-        assert!(!Platform::parse("linux/arm/v7").unwrap().matches(&Platform::parse("linux/arm/v6").unwrap()));
+        assert!(
+            Platform::parse("linux/arm64")
+                .unwrap()
+                .matches(&Platform::parse("linux/arm64/v8").unwrap())
+        );
+        assert!(
+            !Platform::parse("linux/arm/v7")
+                .unwrap()
+                .matches(&Platform::parse("linux/arm/v6").unwrap())
+        );
         assert_eq!(Platform::parse("linux"), None);
         assert_eq!(Platform::parse("linux/amd64/x/y"), None);
         assert_eq!(requested.to_string(), "linux/arm64/v8");

@@ -14,7 +14,10 @@ pub enum Reference {
     /// A tar of an OCI layout.
     OciArchive { path: PathBuf, tag: Option<String> },
     /// `docker save` output, optionally with `repo:tag`.
-    DockerArchive { path: PathBuf, repo_tag: Option<String> },
+    DockerArchive {
+        path: PathBuf,
+        repo_tag: Option<String>,
+    },
     /// A plain directory tree.
     Dir { path: PathBuf },
 }
@@ -27,11 +30,17 @@ fn split_path(rest: &str) -> (PathBuf, Option<String>) {
     for (index, _) in rest.match_indices(':') {
         let (path, suffix) = (&rest[..index], &rest[index + 1..]);
         if Path::new(path).exists() {
-            return (PathBuf::from(path), Some(suffix.to_string()).filter(|s| !s.is_empty()));
+            return (
+                PathBuf::from(path),
+                Some(suffix.to_string()).filter(|s| !s.is_empty()),
+            );
         }
     }
     match rest.split_once(':') {
-        Some((path, suffix)) => (PathBuf::from(path), Some(suffix.to_string()).filter(|s| !s.is_empty())),
+        Some((path, suffix)) => (
+            PathBuf::from(path),
+            Some(suffix.to_string()).filter(|s| !s.is_empty()),
+        ),
         None => (PathBuf::from(rest), None),
     }
 }
@@ -43,9 +52,9 @@ impl Reference {
             reference: text.to_string(),
             reason: reason.to_string(),
         };
-        let (transport, rest) = text
-            .split_once(':')
-            .ok_or_else(|| error("expected a transport: `oci:`, `oci-archive:`, `docker-archive:` or `dir:`"))?;
+        let (transport, rest) = text.split_once(':').ok_or_else(|| {
+            error("expected a transport: `oci:`, `oci-archive:`, `docker-archive:` or `dir:`")
+        })?;
         if rest.is_empty() {
             return Err(error("the path is empty"));
         }
@@ -62,8 +71,14 @@ impl Reference {
                 let (path, repo_tag) = split_path(rest);
                 Self::DockerArchive { path, repo_tag }
             }
-            "dir" => Self::Dir { path: PathBuf::from(rest) },
-            _ => return Err(error("unknown transport; use `oci:`, `oci-archive:`, `docker-archive:` or `dir:`")),
+            "dir" => Self::Dir {
+                path: PathBuf::from(rest),
+            },
+            _ => {
+                return Err(error(
+                    "unknown transport; use `oci:`, `oci-archive:`, `docker-archive:` or `dir:`",
+                ));
+            }
         })
     }
 }
@@ -76,13 +91,24 @@ mod tests {
     fn parses_each_transport_and_tags() {
         assert_eq!(
             Reference::parse("oci:/nonexistent/layout:v1").unwrap(),
-            Reference::OciDir { path: "/nonexistent/layout".into(), tag: Some("v1".into()) }
+            Reference::OciDir {
+                path: "/nonexistent/layout".into(),
+                tag: Some("v1".into())
+            }
         );
         assert_eq!(
             Reference::parse("docker-archive:/nonexistent/img.tar:repo/app:latest").unwrap(),
-            Reference::DockerArchive { path: "/nonexistent/img.tar".into(), repo_tag: Some("repo/app:latest".into()) }
+            Reference::DockerArchive {
+                path: "/nonexistent/img.tar".into(),
+                repo_tag: Some("repo/app:latest".into())
+            }
         );
-        assert_eq!(Reference::parse("dir:/x:y").unwrap(), Reference::Dir { path: "/x:y".into() });
+        assert_eq!(
+            Reference::parse("dir:/x:y").unwrap(),
+            Reference::Dir {
+                path: "/x:y".into()
+            }
+        );
         assert!(Reference::parse("nginx").is_err());
         assert!(Reference::parse("ftp:thing").is_err());
         assert!(Reference::parse("oci:").is_err());
@@ -94,6 +120,12 @@ mod tests {
         let odd = dir.path().join("a:b");
         fs_err::create_dir(&odd).unwrap();
         let text = format!("oci:{}:tag", odd.display());
-        assert_eq!(Reference::parse(&text).unwrap(), Reference::OciDir { path: odd, tag: Some("tag".into()) });
+        assert_eq!(
+            Reference::parse(&text).unwrap(),
+            Reference::OciDir {
+                path: odd,
+                tag: Some("tag".into())
+            }
+        );
     }
 }

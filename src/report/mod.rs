@@ -82,12 +82,17 @@ pub struct Summary {
 impl Report {
     /// Assembles a report and computes its summary.
     pub fn new(reference: &str, now: i64, images: Vec<ImageReport>) -> Self {
-        let mut findings: BTreeMap<Severity, usize> = Severity::ALL_DESCENDING.iter().map(|s| (*s, 0)).collect();
+        let mut findings: BTreeMap<Severity, usize> =
+            Severity::ALL_DESCENDING.iter().map(|s| (*s, 0)).collect();
         for finding in images.iter().flat_map(|i| &i.findings) {
             *findings.entry(finding.severity).or_default() += 1;
         }
         let summary = Summary {
-            highest_severity: images.iter().flat_map(|i| &i.findings).map(|f| f.severity).max(),
+            highest_severity: images
+                .iter()
+                .flat_map(|i| &i.findings)
+                .map(|f| f.severity)
+                .max(),
             findings,
             certificates: images.iter().map(|i| i.inventory.certificates.len()).sum(),
             keys: images.iter().map(|i| i.inventory.keys.len()).sum(),

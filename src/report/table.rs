@@ -17,9 +17,20 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
     let counts: Vec<String> = Severity::ALL_DESCENDING
         .iter()
-        .map(|s| format!("{} {s}", report.summary.findings.get(s).copied().unwrap_or(0)))
+        .map(|s| {
+            format!(
+                "{} {s}",
+                report.summary.findings.get(s).copied().unwrap_or(0)
+            )
+        })
         .collect();
-    writeln!(out, "Total: {} ({} certificates, {} private keys)", counts.join(", "), report.summary.certificates, report.summary.keys)
+    writeln!(
+        out,
+        "Total: {} ({} certificates, {} private keys)",
+        counts.join(", "),
+        report.summary.certificates,
+        report.summary.keys
+    )
 }
 
 fn write_image(report: &Report, image: &ImageReport, out: &mut dyn Write) -> std::io::Result<()> {
@@ -39,11 +50,20 @@ fn write_image(report: &Report, image: &ImageReport, out: &mut dyn Write) -> std
         writeln!(out, "No findings.")?;
     }
     for severity in Severity::ALL_DESCENDING {
-        let group: Vec<_> = image.findings.iter().filter(|f| f.severity == severity).collect();
+        let group: Vec<_> = image
+            .findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .collect();
         if group.is_empty() {
             continue;
         }
-        writeln!(out, "\n{} ({})", severity.as_str().to_uppercase(), group.len())?;
+        writeln!(
+            out,
+            "\n{} ({})",
+            severity.as_str().to_uppercase(),
+            group.len()
+        )?;
         for finding in group {
             writeln!(out, "  {:<26} {}", finding.rule.id(), finding.message)?;
             let location = &finding.location;
@@ -59,7 +79,11 @@ fn write_image(report: &Report, image: &ImageReport, out: &mut dyn Write) -> std
         }
     }
     let inventory = &image.inventory;
-    let anchors = inventory.certificates.iter().filter(|c| c.trust_anchor).count();
+    let anchors = inventory
+        .certificates
+        .iter()
+        .filter(|c| c.trust_anchor)
+        .count();
     writeln!(
         out,
         "\nInventory: {} certificates ({} trust anchors, {} other), {} private keys, {} keystores",
@@ -69,10 +93,18 @@ fn write_image(report: &Report, image: &ImageReport, out: &mut dyn Write) -> std
         inventory.keys.len(),
         inventory.keystores.len()
     )?;
-    let mut expiring: Vec<_> = inventory.certificates.iter().filter(|c| !c.trust_anchor).collect();
+    let mut expiring: Vec<_> = inventory
+        .certificates
+        .iter()
+        .filter(|c| !c.trust_anchor)
+        .collect();
     expiring.sort_by_key(|c| c.info.not_after_unix);
     for cert in expiring.iter().take(5) {
-        writeln!(out, "  {}  {:>6} days  {}", cert.info.not_after, cert.days_left, cert.info.subject)?;
+        writeln!(
+            out,
+            "  {}  {:>6} days  {}",
+            cert.info.not_after, cert.days_left, cert.info.subject
+        )?;
     }
     writeln!(out)
 }

@@ -11,7 +11,12 @@ use std::process::Command;
 pub const NOW: &str = "2026-06-01T00:00:00Z";
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    fs_err::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)).expect("fixture")
+    fs_err::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name),
+    )
+    .expect("fixture")
 }
 
 /// One tar entry of a layer.
@@ -34,23 +39,31 @@ pub fn tar(entries: &[Entry]) -> Vec<u8> {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(0o644);
                 header.set_size(data.len() as u64);
-                builder.append_data(&mut header, path, &data[..]).expect("append");
+                builder
+                    .append_data(&mut header, path, &data[..])
+                    .expect("append");
             }
             Entry::Dir(path) => {
                 header.set_entry_type(tar::EntryType::Directory);
                 header.set_mode(0o755);
                 header.set_size(0);
-                builder.append_data(&mut header, path, &[][..]).expect("append");
+                builder
+                    .append_data(&mut header, path, &[][..])
+                    .expect("append");
             }
             Entry::Symlink(path, target) => {
                 header.set_entry_type(tar::EntryType::Symlink);
                 header.set_size(0);
-                builder.append_link(&mut header, path, target).expect("append");
+                builder
+                    .append_link(&mut header, path, target)
+                    .expect("append");
             }
             Entry::Hardlink(path, target) => {
                 header.set_entry_type(tar::EntryType::Link);
                 header.set_size(0);
-                builder.append_link(&mut header, path, target).expect("append");
+                builder
+                    .append_link(&mut header, path, target)
+                    .expect("append");
             }
         }
     }
@@ -72,9 +85,13 @@ pub fn uncompressed(blob: &[u8]) -> Vec<u8> {
     use std::io::Read;
     let mut out = Vec::new();
     let ok = if blob.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::MultiGzDecoder::new(blob).read_to_end(&mut out).is_ok()
+        flate2::read::MultiGzDecoder::new(blob)
+            .read_to_end(&mut out)
+            .is_ok()
     } else if blob.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        zstd::stream::read::Decoder::new(blob).and_then(|mut d| d.read_to_end(&mut out)).is_ok()
+        zstd::stream::read::Decoder::new(blob)
+            .and_then(|mut d| d.read_to_end(&mut out))
+            .is_ok()
     } else {
         false
     };
@@ -92,7 +109,10 @@ pub struct Blob {
 }
 
 pub fn gz_layer(entries: &[Entry]) -> Blob {
-    Blob { bytes: gzip(&tar(entries)), media_type: "application/vnd.oci.image.layer.v1.tar+gzip" }
+    Blob {
+        bytes: gzip(&tar(entries)),
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip",
+    }
 }
 
 /// An OCI layout directory under construction.
@@ -105,7 +125,10 @@ impl Layout {
     pub fn new(dir: &Path) -> Self {
         fs_err::create_dir_all(dir.join("blobs/sha256")).expect("mkdir");
         fs_err::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).expect("write");
-        Self { dir: dir.to_path_buf(), index: Vec::new() }
+        Self {
+            dir: dir.to_path_buf(),
+            index: Vec::new(),
+        }
     }
 
     pub fn blob(&self, bytes: &[u8]) -> String {
@@ -116,8 +139,13 @@ impl Layout {
 
     /// Writes an image and returns its manifest descriptor.
     pub fn image(&self, layers: &[Blob], config_extra: Value, platform: (&str, &str)) -> Value {
-        let diff_ids: Vec<String> = layers.iter().map(|l| digest(&uncompressed(&l.bytes))).collect();
-        let history: Vec<Value> = (0..layers.len()).map(|i| json!({"created_by": format!("COPY layer{i} / # buildkit")})).collect();
+        let diff_ids: Vec<String> = layers
+            .iter()
+            .map(|l| digest(&uncompressed(&l.bytes)))
+            .collect();
+        let history: Vec<Value> = (0..layers.len())
+            .map(|i| json!({"created_by": format!("COPY layer{i} / # buildkit")}))
+            .collect();
         let mut config = json!({
             "architecture": platform.1, "os": platform.0,
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
@@ -155,7 +183,11 @@ impl Layout {
 
     pub fn write(&self) {
         let index = json!({"schemaVersion": 2, "manifests": self.index});
-        fs_err::write(self.dir.join("index.json"), serde_json::to_vec(&index).expect("json")).expect("write");
+        fs_err::write(
+            self.dir.join("index.json"),
+            serde_json::to_vec(&index).expect("json"),
+        )
+        .expect("write");
     }
 
     /// Overwrites a blob in place (to simulate tampering).
@@ -186,12 +218,21 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
 pub fn ocicert(args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_ocicert")).args(args).env_remove("OCICERT_KEYSTORE_PASSWORD").output().expect("run ocicert");
+    let output = Command::new(env!("CARGO_BIN_EXE_ocicert"))
+        .args(args)
+        .env_remove("OCICERT_KEYSTORE_PASSWORD")
+        .output()
+        .expect("run ocicert");
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -214,14 +255,30 @@ pub fn findings(report: &Value) -> Vec<(String, String, bool)> {
         .iter()
         .map(|f| {
             let location = &f["location"];
-            let place = location["path"].as_str().or(location["config_field"].as_str()).unwrap_or_default().to_string();
-            (f["rule"].as_str().unwrap_or_default().to_string(), place, location["in_final_image"].as_bool().unwrap_or(false))
+            let place = location["path"]
+                .as_str()
+                .or(location["config_field"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            (
+                f["rule"].as_str().unwrap_or_default().to_string(),
+                place,
+                location["in_final_image"].as_bool().unwrap_or(false),
+            )
         })
         .collect()
 }
 
 /// Fails with the package to install when a required program is missing.
 pub fn require(program: &str, package: &str) {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(found, "`{program}` is missing: install the Debian package `{package}` (scripts/test does this)");
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{program}` is missing: install the Debian package `{package}` (scripts/test does this)"
+    );
 }

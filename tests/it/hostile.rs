@@ -14,21 +14,34 @@ fn one_layer(dir: &std::path::Path, blob: Blob) -> (Layout, String, String) {
 }
 
 fn assert_clean_error(run: &Run, needles: &[&str]) {
-    assert_eq!(run.code, 2, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 2,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
     assert!(run.stdout.is_empty(), "no partial report on stdout");
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     for needle in needles {
-        assert!(run.stderr.contains(needle), "stderr lacks `{needle}`: {}", run.stderr);
+        assert!(
+            run.stderr.contains(needle),
+            "stderr lacks `{needle}`: {}",
+            run.stderr
+        );
     }
 }
 
 #[test]
 fn a_tampered_layer_fails_with_a_digest_error_and_no_findings() {
     let dir = tempfile::tempdir().unwrap();
-    let (layout, reference, layer) = one_layer(dir.path(), gz_layer(&[Entry::File("k.pem", fixture("keys/ec-sec1.pem"))]));
+    let (layout, reference, layer) = one_layer(
+        dir.path(),
+        gz_layer(&[Entry::File("k.pem", fixture("keys/ec-sec1.pem"))]),
+    );
     let mut tampered = gzip(&tar(&[Entry::File("k.pem", fixture("keys/rsa-pkcs1.pem"))]));
     tampered.truncate(tampered.len().min(fixture("keys/ec-sec1.pem").len()));
-    let original_len = fs_err::read(dir.path().join("blobs/sha256").join(&layer[7..])).unwrap().len();
+    let original_len = fs_err::read(dir.path().join("blobs/sha256").join(&layer[7..]))
+        .unwrap()
+        .len();
     tampered.resize(original_len, 0);
     layout.overwrite(&layer, &tampered);
     assert_clean_error(&scan_json(&reference, &[]), &[&layer]);
@@ -38,28 +51,58 @@ fn a_tampered_layer_fails_with_a_digest_error_and_no_findings() {
 fn a_same_size_corrupted_blob_is_a_digest_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     let content = tar(&[Entry::File("k.pem", fixture("keys/ec-sec1.pem"))]);
-    let (layout, reference, layer) = one_layer(dir.path(), Blob { bytes: content.clone(), media_type: "application/vnd.oci.image.layer.v1.tar" });
+    let (layout, reference, layer) = one_layer(
+        dir.path(),
+        Blob {
+            bytes: content.clone(),
+            media_type: "application/vnd.oci.image.layer.v1.tar",
+        },
+    );
     let mut flipped = content;
     let last = flipped.len() - 1;
     flipped[last] ^= 1; // inside the tar's zero padding: still a valid tar
     layout.overwrite(&layer, &flipped);
-    assert_clean_error(&scan_json(&reference, &[]), &[&layer, "does not match its digest"]);
+    assert_clean_error(
+        &scan_json(&reference, &[]),
+        &[&layer, "does not match its digest"],
+    );
 }
 
 #[test]
 fn a_truncated_gzip_layer_names_the_layer() {
     let dir = tempfile::tempdir().unwrap();
-    let mut bytes = gzip(&tar(&[Entry::File("big.bin", vec![7u8; 200_000]), Entry::File("k.pem", fixture("keys/ec-sec1.pem"))]));
+    let mut bytes = gzip(&tar(&[
+        Entry::File("big.bin", vec![7u8; 200_000]),
+        Entry::File("k.pem", fixture("keys/ec-sec1.pem")),
+    ]));
     bytes.truncate(bytes.len() / 2);
-    let (_layout, reference, layer) = one_layer(dir.path(), Blob { bytes, media_type: "application/vnd.oci.image.layer.v1.tar+gzip" });
-    assert_clean_error(&scan_json(&reference, &[]), &[&layer, "does not decompress", "gzip"]);
+    let (_layout, reference, layer) = one_layer(
+        dir.path(),
+        Blob {
+            bytes,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip",
+        },
+    );
+    assert_clean_error(
+        &scan_json(&reference, &[]),
+        &[&layer, "does not decompress", "gzip"],
+    );
 }
 
 #[test]
 fn a_corrupt_tar_and_a_layer_ending_mid_header_name_the_layer() {
-    for bytes in [b"this is not a tar archive at all, just text".repeat(40), tar(&[Entry::File("a.txt", b"x".to_vec())])[..300].to_vec()] {
+    for bytes in [
+        b"this is not a tar archive at all, just text".repeat(40),
+        tar(&[Entry::File("a.txt", b"x".to_vec())])[..300].to_vec(),
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        let (_layout, reference, layer) = one_layer(dir.path(), Blob { bytes, media_type: "application/vnd.oci.image.layer.v1.tar" });
+        let (_layout, reference, layer) = one_layer(
+            dir.path(),
+            Blob {
+                bytes,
+                media_type: "application/vnd.oci.image.layer.v1.tar",
+            },
+        );
         let run = scan_json(&reference, &[]);
         assert_clean_error(&run, &[&layer]);
     }
@@ -68,7 +111,13 @@ fn a_corrupt_tar_and_a_layer_ending_mid_header_name_the_layer() {
 #[test]
 fn a_zero_length_layer_is_an_empty_layer() {
     let dir = tempfile::tempdir().unwrap();
-    let (_layout, reference, _) = one_layer(dir.path(), Blob { bytes: Vec::new(), media_type: "application/vnd.oci.image.layer.v1.tar" });
+    let (_layout, reference, _) = one_layer(
+        dir.path(),
+        Blob {
+            bytes: Vec::new(),
+            media_type: "application/vnd.oci.image.layer.v1.tar",
+        },
+    );
     let run = scan_json(&reference, &["--fail-on", "info"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
@@ -80,7 +129,10 @@ fn hostile_paths_are_normalised_inside_the_image() {
     {
         // tar::Builder refuses `..`, so write the header bytes directly, as an attacker would.
         let mut builder = tar::Builder::new(&mut raw);
-        for (path, body) in [("../../../etc/evil.key", fixture("keys/ec-sec1.pem")), ("/abs/evil.key", fixture("keys/ec-sec1.pem"))] {
+        for (path, body) in [
+            ("../../../etc/evil.key", fixture("keys/ec-sec1.pem")),
+            ("/abs/evil.key", fixture("keys/ec-sec1.pem")),
+        ] {
             let mut header = tar::Header::new_old();
             header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
             header.set_size(body.len() as u64);
@@ -92,12 +144,23 @@ fn hostile_paths_are_normalised_inside_the_image() {
         let mut device = tar::Header::new_gnu();
         device.set_entry_type(tar::EntryType::Char);
         device.set_size(0);
-        builder.append_data(&mut device, "dev/null", &[][..]).unwrap();
+        builder
+            .append_data(&mut device, "dev/null", &[][..])
+            .unwrap();
         builder.finish().unwrap();
     }
-    let (_layout, reference, _) = one_layer(dir.path(), Blob { bytes: raw, media_type: "application/vnd.oci.image.layer.v1.tar" });
+    let (_layout, reference, _) = one_layer(
+        dir.path(),
+        Blob {
+            bytes: raw,
+            media_type: "application/vnd.oci.image.layer.v1.tar",
+        },
+    );
     let run = scan_json(&reference, &[]);
-    let places: Vec<_> = findings(&run.json()).into_iter().map(|(_, p, _)| p).collect();
+    let places: Vec<_> = findings(&run.json())
+        .into_iter()
+        .map(|(_, p, _)| p)
+        .collect();
     assert_eq!(places, ["/abs/evil.key", "/etc/evil.key"], "{}", run.stderr);
 }
 
@@ -127,13 +190,29 @@ fn a_two_gigabyte_file_of_zeros_is_scanned_in_bounded_memory() {
             .chain(std::io::repeat(0).take(SIZE))
             .chain(std::io::repeat(0).take(1024))
     }
-    let mut hasher = ocicert::image::digest::VerifyingReader::new(layer_stream(), ocicert::image::digest::Algorithm::Sha256);
+    let mut hasher = ocicert::image::digest::VerifyingReader::new(
+        layer_stream(),
+        ocicert::image::digest::Algorithm::Sha256,
+    );
     std::io::copy(&mut hasher, &mut std::io::sink()).unwrap();
     let (digest, size) = hasher.finish().unwrap();
-    let scan = ocicert::layer::scan(layer_stream(), &digest, Some(size), &ocicert::detect::Options::default()).unwrap();
+    let scan = ocicert::layer::scan(
+        layer_stream(),
+        &digest,
+        Some(size),
+        &ocicert::detect::Options::default(),
+    )
+    .unwrap();
     assert!(scan.detections.is_empty());
     assert_eq!(scan.bytes, SIZE);
     let status = fs_err::read_to_string("/proc/self/status").unwrap_or_default();
-    let peak_kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok()).unwrap_or(0);
-    assert!(peak_kib < 400 * 1024, "peak RSS {peak_kib} KiB while streaming 2 GiB");
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        peak_kib < 400 * 1024,
+        "peak RSS {peak_kib} KiB while streaming 2 GiB"
+    );
 }

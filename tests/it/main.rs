@@ -1,5 +1,7 @@
 //! The one integration-test binary: it runs the real `ocicert` binary on images built here.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 mod hostile;
 mod scan;

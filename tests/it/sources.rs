@@ -6,8 +6,21 @@ use serde_json::json;
 fn multi_platform(dir: &std::path::Path) -> String {
     let mut layout = Layout::new(dir);
     let shared = || gz_layer(&[Entry::File("etc/shared.key", fixture("keys/ec-sec1.pem"))]);
-    let amd = layout.image(&[shared(), gz_layer(&[Entry::File("amd.pem", fixture("certs/expired.pem"))])], json!({}), ("linux", "amd64"));
-    let arm_only = Blob { bytes: zstd(&tar(&[Entry::File("arm.key", fixture("keys/rsa-pkcs1.pem"))])), media_type: "application/vnd.oci.image.layer.v1.tar+zstd" };
+    let amd = layout.image(
+        &[
+            shared(),
+            gz_layer(&[Entry::File("amd.pem", fixture("certs/expired.pem"))]),
+        ],
+        json!({}),
+        ("linux", "amd64"),
+    );
+    let arm_only = Blob {
+        bytes: zstd(&tar(&[Entry::File(
+            "arm.key",
+            fixture("keys/rsa-pkcs1.pem"),
+        )])),
+        media_type: "application/vnd.oci.image.layer.v1.tar+zstd",
+    };
     let arm = layout.image(&[shared(), arm_only], json!({}), ("linux", "arm64"));
     let index = layout.index_of(&[amd, arm]);
     layout.tag(index, "multi").write();
@@ -22,18 +35,33 @@ fn picks_one_platform_or_scans_all() {
     assert_eq!(arm["images"].as_array().unwrap().len(), 1);
     assert_eq!(arm["images"][0]["platform"], "linux/arm64");
     let places: Vec<_> = findings(&arm).into_iter().map(|(_, p, _)| p).collect();
-    assert!(places.contains(&"/arm.key".to_string()), "zstd layer scanned: {places:?}");
+    assert!(
+        places.contains(&"/arm.key".to_string()),
+        "zstd layer scanned: {places:?}"
+    );
 
     let all = scan_json(&reference, &["--all-platforms"]).json();
-    let platforms: Vec<_> = all["images"].as_array().unwrap().iter().map(|i| i["platform"].as_str().unwrap().to_string()).collect();
+    let platforms: Vec<_> = all["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["platform"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
     for image in all["images"].as_array().unwrap() {
-        assert_eq!(image["layers"][0]["files"], 1, "shared layer reported in both platforms");
+        assert_eq!(
+            image["layers"][0]["files"], 1,
+            "shared layer reported in both platforms"
+        );
     }
 
     let missing = scan_json(&reference, &["--platform", "linux/s390x"]);
     assert_eq!(missing.code, 2);
-    assert!(missing.stderr.contains("linux/amd64") && missing.stderr.contains("linux/arm64"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("linux/amd64") && missing.stderr.contains("linux/arm64"),
+        "{}",
+        missing.stderr
+    );
 }
 
 #[test]
@@ -42,7 +70,11 @@ fn unknown_tag_lists_the_available_ones() {
     let reference = multi_platform(dir.path());
     let run = scan_json(&reference.replace(":multi", ":nope"), &[]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("no image tagged `nope`") && run.stderr.contains("multi"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no image tagged `nope`") && run.stderr.contains("multi"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// skopeo (an independent producer) converts our layout to docker-archive and oci-archive;
@@ -56,7 +88,10 @@ fn docker_and_oci_archives_written_by_skopeo_scan_the_same() {
     let manifest = layout.image(
         &[
             gz_layer(&[Entry::File("keys/id", fixture("keys/openssh-ed25519"))]),
-            gz_layer(&[Entry::File("keys/.wh.id", Vec::new()), Entry::File("app/app.jar", fixture("archives/app.jar"))]),
+            gz_layer(&[
+                Entry::File("keys/.wh.id", Vec::new()),
+                Entry::File("app/app.jar", fixture("archives/app.jar")),
+            ]),
         ],
         json!({}),
         ("linux", "amd64"),
@@ -64,18 +99,38 @@ fn docker_and_oci_archives_written_by_skopeo_scan_the_same() {
     layout.tag(manifest, "v1").write();
     let source = format!("oci:{}:v1", layout_dir.display());
     let expected = findings(&scan_json(&source, &[]).json());
-    assert!(expected.iter().any(|(r, p, v)| r == "private-key" && p == "/keys/id" && !v), "{expected:?}");
+    assert!(
+        expected
+            .iter()
+            .any(|(r, p, v)| r == "private-key" && p == "/keys/id" && !v),
+        "{expected:?}"
+    );
 
     let docker = dir.path().join("docker.tar");
     let oci = dir.path().join("oci.tar");
-    for destination in [format!("docker-archive:{}:example/app:v1", docker.display()), format!("oci-archive:{}:v1", oci.display())] {
+    for destination in [
+        format!("docker-archive:{}:example/app:v1", docker.display()),
+        format!("oci-archive:{}:v1", oci.display()),
+    ] {
         let status = std::process::Command::new("skopeo")
-            .args(["--insecure-policy", "copy", "--quiet", &source, &destination])
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                &source,
+                &destination,
+            ])
             .status()
             .expect("skopeo runs");
         assert!(status.success(), "skopeo copy to {destination}");
     }
-    let from_docker = findings(&scan_json(&format!("docker-archive:{}:example/app:v1", docker.display()), &[]).json());
+    let from_docker = findings(
+        &scan_json(
+            &format!("docker-archive:{}:example/app:v1", docker.display()),
+            &[],
+        )
+        .json(),
+    );
     let from_oci = findings(&scan_json(&format!("oci-archive:{}", oci.display()), &[]).json());
     assert_eq!(from_docker, expected);
     assert_eq!(from_oci, expected);
