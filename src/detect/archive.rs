@@ -165,6 +165,37 @@ pub fn scan(
     }
 }
 
+/// The mutable state of one nested walk.
+struct Walk<'a> {
+    options: &'a Options,
+    budget: &'a mut Budget,
+    out: &'a mut Vec<Detection>,
+}
+
+/// Inflates one archive entry within the limits and scans it one level deeper.
+fn scan_entry(
+    walk: &mut Walk<'_>,
+    reader: impl Read,
+    name: &str,
+    (size, compressed): (u64, u64),
+    depth: u32,
+    archive_path: Option<&str>,
+) {
+    let path = join(archive_path, name);
+    match read_bounded(reader, Some(size), compressed, walk.options, walk.budget) {
+        Ok(bytes) => super::scan_nested(
+            name,
+            &bytes,
+            walk.options,
+            depth + 1,
+            Some(&path),
+            walk.budget,
+            walk.out,
+        ),
+        Err(reason) => limit(walk.out, Some(&path), reason),
+    }
+}
+
 fn scan_zip(
     data: &[u8],
     options: &Options,
@@ -196,19 +227,19 @@ fn scan_zip(
             .name()
             .map_or_else(|_| format!("entry-{index}"), |name| name.into_owned());
         let (size, compressed) = (entry.size(), entry.compressed_size());
-        let path = join(archive_path, &entry_name);
-        match read_bounded(&mut entry, Some(size), compressed, options, budget) {
-            Ok(bytes) => super::scan_nested(
-                &entry_name,
-                &bytes,
-                options,
-                depth + 1,
-                Some(&path),
-                budget,
-                out,
-            ),
-            Err(reason) => limit(out, Some(&path), reason),
-        }
+        let mut walk = Walk {
+            options,
+            budget,
+            out,
+        };
+        scan_entry(
+            &mut walk,
+            &mut entry,
+            &entry_name,
+            (size, compressed),
+            depth,
+            archive_path,
+        );
     }
 }
 
@@ -238,18 +269,18 @@ fn scan_tar(
             Err(_) => continue,
         };
         let size = entry.size();
-        let path = join(archive_path, &entry_name);
-        match read_bounded(&mut entry, Some(size), size, options, budget) {
-            Ok(bytes) => super::scan_nested(
-                &entry_name,
-                &bytes,
-                options,
-                depth + 1,
-                Some(&path),
-                budget,
-                out,
-            ),
-            Err(reason) => limit(out, Some(&path), reason),
-        }
+        let mut walk = Walk {
+            options,
+            budget,
+            out,
+        };
+        scan_entry(
+            &mut walk,
+            &mut entry,
+            &entry_name,
+            (size, size),
+            depth,
+            archive_path,
+        );
     }
 }
