@@ -19,8 +19,62 @@ pub struct Cli {
 pub enum Command {
     /// Scan an image for private keys and certificates.
     Scan(ScanArgs),
+    /// Copy an image between registries and local layouts, byte for byte.
+    Copy(CopyArgs),
     /// List the rules with their ids, default severities and summaries.
     Rules,
+}
+
+/// How to reach registries (shared by every command that takes an image).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryArgs {
+    /// Registry credentials as `user:pass` (else OCICERT_USERNAME/OCICERT_PASSWORD, then the
+    /// podman/skopeo auth.json, then ~/.docker/config.json and its credential helpers).
+    #[arg(long, value_name = "USER:PASS", hide_env_values = true)]
+    pub creds: Option<String>,
+    /// Allow plain HTTP and unverified TLS for the registries of this run.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Extra CA certificates (PEM) to trust for registries, next to the system roots.
+    #[arg(long = "ca-file", value_name = "PEM")]
+    pub ca_files: Vec<std::path::PathBuf>,
+}
+
+/// Where scan results of layers are cached.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CacheArgs {
+    /// Layer cache directory (default: $XDG_CACHE_HOME/ocicert or ~/.cache/ocicert).
+    #[arg(long, env = "OCICERT_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Do not read or write the layer cache.
+    #[arg(long, env = "OCICERT_NO_CACHE")]
+    pub no_cache: bool,
+}
+
+/// Arguments of `ocicert copy`.
+#[derive(Debug, clap::Args)]
+pub struct CopyArgs {
+    /// Source image: a registry reference or `oci:`, `oci-archive:`, `docker-archive:`.
+    pub source: String,
+    /// Destination: a registry reference, `oci:DIR[:TAG]` or `docker-archive:FILE[:REPO:TAG]`.
+    pub destination: String,
+    /// Copy only this platform of a multi-platform image (default: every platform).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Credentials for the source registry (default: --creds).
+    #[arg(long, value_name = "USER:PASS")]
+    pub src_creds: Option<String>,
+    /// Credentials for the destination registry (default: --creds).
+    #[arg(long, value_name = "USER:PASS")]
+    pub dest_creds: Option<String>,
+    /// Also write the pushed digest to this file.
+    #[arg(long, value_name = "FILE")]
+    pub digest_file: Option<std::path::PathBuf>,
+    /// Upload blobs larger than this many bytes in chunks of this size.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, hide = true, env = "OCICERT_UPLOAD_CHUNK_BYTES")]
+    pub chunk_bytes: u64,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// The level at which `scan` exits with status 1.
@@ -53,8 +107,9 @@ impl FailOn {
 /// Arguments of `ocicert scan`.
 #[derive(Debug, clap::Args)]
 pub struct ScanArgs {
-    /// The image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REPO:TAG]`
-    /// or `dir:PATH`.
+    /// The image: a registry reference (`nginx`, `ghcr.io/org/app:v1`, `…@sha256:…`,
+    /// `docker://…`), `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+    /// `docker-archive:FILE[:REPO:TAG]` or `dir:PATH`.
     pub image: String,
     /// Platform to scan in a multi-platform image, as `os/arch[/variant]` (default: the host's).
     #[arg(long, conflicts_with = "all_platforms")]
@@ -88,4 +143,8 @@ pub struct ScanArgs {
     /// Worker threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }

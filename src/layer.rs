@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::rc::Rc;
 
 /// How a path changed in a layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Change {
     /// A directory was created or updated.
     Directory,
@@ -29,7 +29,7 @@ pub enum Change {
 }
 
 /// What one layer contains, as far as the scan cares.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct LayerScan {
     /// Every path the layer touches, in tar order.
     pub changes: Vec<(String, Change)>,

@@ -15,15 +15,33 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .with_target(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("OCICERT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            #[expect(clippy::print_stderr, reason = "main reports the final error")]
+            {
+                eprintln!("error: cannot start the async runtime: {error}");
+            }
+            return ExitCode::from(2);
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = match &cli.command {
-        Command::Scan(args) => commands::scan::run(args, &mut out),
+        Command::Scan(args) => commands::scan::run(args, &runtime, &mut out),
+        Command::Copy(args) => commands::copy::run(args, &runtime, &mut out),
         Command::Rules => commands::rules(&mut out),
     };
     let flushed = std::io::Write::flush(&mut out);

@@ -22,6 +22,8 @@ pub struct Settings {
     pub context: Context,
     /// Worker threads; 0 means one per core.
     pub threads: usize,
+    /// Where layer results are cached, if anywhere.
+    pub cache: Option<crate::cache::Cache>,
 }
 
 /// Why an image could not be scanned.
@@ -92,10 +94,22 @@ pub fn scan_images(
             unique.push((layer.digest.clone(), layer.size));
         }
     }
-    let workers = threads(settings, unique.len());
+    let workers = match store.parallelism() {
+        Some(remote) if settings.threads == 0 => remote.clamp(1, unique.len().max(1)),
+        _ => threads(settings, unique.len()),
+    };
     let scanned = parallel(&unique, workers, |(digest, size)| {
+        let key = crate::cache::Cache::key(digest, &settings.options);
+        if let Some(hit) = settings.cache.as_ref().and_then(|cache| cache.get(&key)) {
+            tracing::debug!(layer = %digest, "layer cache hit");
+            on_layer(digest, hit.bytes);
+            return Ok((digest.clone(), hit));
+        }
         let reader = store.open(digest)?;
         let scan = layer::scan(reader, digest, *size, &settings.options)?;
+        if let Some(cache) = &settings.cache {
+            cache.put(&key, &scan);
+        }
         on_layer(digest, scan.bytes);
         Ok::<_, Error>((digest.clone(), scan))
     });

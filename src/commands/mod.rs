@@ -1,7 +1,9 @@
 //! Command implementations: the only place that turns library errors into `anyhow` context,
 //! talks to the terminal, and decides the exit status.
 
+pub mod copy;
 pub mod scan;
+pub mod source;
 
 use std::process::ExitCode;
 

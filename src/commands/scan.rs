@@ -24,8 +24,30 @@ pub fn parse_now(now: Option<&str>) -> anyhow::Result<i64> {
     }
 }
 
+/// The layer cache chosen by the flags, if any.
+pub fn cache(args: &crate::cli::CacheArgs) -> Option<crate::cache::Cache> {
+    if args.no_cache {
+        return None;
+    }
+    let dir = args
+        .cache_dir
+        .clone()
+        .or_else(crate::cache::Cache::default_dir)?;
+    match crate::cache::Cache::open(&dir) {
+        Ok(cache) => Some(cache),
+        Err(error) => {
+            tracing::warn!(error = %error, "scanning without a layer cache");
+            None
+        }
+    }
+}
+
 /// Runs the scan and writes the report to `out`.
-pub fn run(args: &ScanArgs, out: &mut dyn std::io::Write) -> anyhow::Result<Status> {
+pub fn run(
+    args: &ScanArgs,
+    runtime: &tokio::runtime::Runtime,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<Status> {
     let now = parse_now(args.now.as_deref())?;
     let selection = Selection {
         platform: match &args.platform {
@@ -48,23 +70,22 @@ pub fn run(args: &ScanArgs, out: &mut dyn std::io::Write) -> anyhow::Result<Stat
             expiry_warn_days: i64::from(args.expiry_warn),
         },
         threads: args.threads,
+        cache: cache(&args.cache),
     };
-    let reference = Reference::parse(&args.image)?;
-    let images = match &reference {
+    let images = match Reference::parse(&args.image)? {
         Reference::Dir { path } => vec![
-            scan::scan_directory(path, &settings)
+            scan::scan_directory(&path, &settings)
                 .with_context(|| format!("failed to scan `{}`", args.image))?,
         ],
-        Reference::OciDir { path, tag } | Reference::OciArchive { path, tag } => {
-            let archive = matches!(reference, Reference::OciArchive { .. });
-            let (store, images) = image::layout::open(path, tag.as_deref(), archive, &selection)
-                .with_context(|| format!("failed to open `{}`", args.image))?;
-            scan_with_progress(store.as_ref(), &images, &settings, &args.image)?
-        }
-        Reference::DockerArchive { path, repo_tag } => {
-            let (store, images) = image::docker_archive::open(path, repo_tag.as_deref())
-                .with_context(|| format!("failed to open `{}`", args.image))?;
-            scan_with_progress(store.as_ref(), &images, &settings, &args.image)?
+        _ => {
+            let options = super::source::registry_options(&args.registry, None)?;
+            let opened = super::source::open(&args.image, &selection, options, runtime)?;
+            scan_with_progress(
+                opened.store.as_ref(),
+                &opened.images,
+                &settings,
+                &args.image,
+            )?
         }
     };
     let report = Report::new(&args.image, now, images);

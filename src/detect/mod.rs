@@ -67,7 +67,8 @@ pub enum KeystorePassword {
 }
 
 /// One thing a detector found.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "artifact", rename_all = "kebab-case")]
 pub enum Artifact {
     /// A certificate, parsed.
     Certificate {
@@ -98,7 +99,7 @@ pub enum Artifact {
 }
 
 /// Which family an unparseable artifact belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UnparseableKind {
     Pem,
     Der,
@@ -106,7 +107,7 @@ pub enum UnparseableKind {
 }
 
 /// An artifact and where it sits inside nested archives of the scanned file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
     /// What was found.
     pub artifact: Artifact,
@@ -152,6 +153,10 @@ pub const DEFAULT_KEYSTORE_PASSWORDS: &[&str] = &[
     "storepass",
     "admin",
 ];
+
+/// Identifies the detection logic for the layer cache: bump the suffix whenever detectors
+/// change what they report, so cached layer results from older rules are not reused.
+pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.1");
 
 /// Files up to this size are read whole and given to every detector; larger files are
 /// streamed through the PEM scanner only (a certificate or key file is never this large).

@@ -39,6 +39,12 @@ pub struct Store {
 }
 
 impl BlobStore for Store {
+    fn size(&self, digest: &str) -> Option<u64> {
+        self.names
+            .get(digest)
+            .and_then(|name| self.tar.size_of(name))
+    }
+
     fn open(&self, digest: &str) -> Result<Box<dyn Read + Send + '_>, Error> {
         let name = self.names.get(digest).ok_or_else(|| Error::MissingBlob {
             digest: digest.to_string(),
@@ -126,6 +132,7 @@ pub fn open(
         })
         .unwrap_or_default();
     let mut names = std::collections::HashMap::new();
+    names.insert(config_digest.clone(), entry.config.clone());
     let mut layers = Vec::new();
     for (index, name) in entry.layers.iter().enumerate() {
         let hex_name = name
@@ -160,6 +167,7 @@ pub fn open(
         config,
         layers,
         skipped_layers: Vec::new(),
+        manifest: None,
     };
     Ok((Box::new(Store { tar, names }), vec![image]))
 }

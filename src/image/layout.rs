@@ -96,6 +96,11 @@ impl TarStore {
         )))
     }
 
+    /// The size of a file of the archive.
+    pub fn size_of(&self, name: &str) -> Option<u64> {
+        self.entries.get(name).map(|(_, size)| *size)
+    }
+
     /// Whether the archive holds a file of this name.
     pub fn contains(&self, name: &str) -> bool {
         self.entries.contains_key(name)

@@ -128,6 +128,14 @@ fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|source| Error::Json { source })
 }
 
+/// The `mediaType` field of a manifest document, if it has one.
+pub fn media_type_of(bytes: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Probe>(bytes)
+        .ok()?
+        .media_type
+        .filter(|m| !m.is_empty())
+}
+
 /// Whether a layer's media type says it may not be redistributed or lives elsewhere.
 pub fn is_foreign(descriptor: &Descriptor) -> bool {
     descriptor.media_type.contains("foreign") || descriptor.media_type.contains("nondistributable")

@@ -25,6 +25,22 @@ pub const MAX_CONFIG: u64 = 16 * 1024 * 1024;
 pub trait BlobStore: Send + Sync {
     /// Opens the raw bytes of a blob. The caller verifies the digest.
     fn open(&self, digest: &str) -> Result<Box<dyn Read + Send + '_>, Error>;
+
+    /// Reads a manifest or index by digest, verified and capped at 4 MiB.
+    fn manifest(&self, digest: &str) -> Result<Vec<u8>, Error> {
+        read_verified(self, digest, manifest::MAX_MANIFEST as u64)
+    }
+
+    /// The size of a blob when the store knows it without reading it.
+    fn size(&self, _digest: &str) -> Option<u64> {
+        None
+    }
+
+    /// How many blobs to stream at once, when it differs from one per core (remote stores
+    /// wait on the network, so they profit from more).
+    fn parallelism(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// One layer of a resolved image.
@@ -53,6 +69,8 @@ pub struct Image {
     pub layers: Vec<Layer>,
     /// Layers that were skipped, with the reason (foreign or non-distributable).
     pub skipped_layers: Vec<(String, String)>,
+    /// The manifest exactly as stored, and its media type (absent for docker-archive).
+    pub manifest: Option<(Vec<u8>, String)>,
 }
 
 /// Which platforms of a multi-platform image to take.
@@ -119,7 +137,11 @@ pub enum Error {
 }
 
 /// Reads a whole blob up to `limit` bytes and checks its digest.
-pub fn read_verified(store: &dyn BlobStore, digest: &str, limit: u64) -> Result<Vec<u8>, Error> {
+pub fn read_verified<S: BlobStore + ?Sized>(
+    store: &S,
+    digest: &str,
+    limit: u64,
+) -> Result<Vec<u8>, Error> {
     let parsed = digest::Digest::parse(digest).ok_or_else(|| Error::MissingBlob {
         digest: digest.to_string(),
     })?;
@@ -212,7 +234,7 @@ fn collect(
     if depth > 4 {
         return Err(Error::TooDeep);
     }
-    let bytes = read_verified(store, &descriptor.digest, manifest::MAX_MANIFEST as u64)?;
+    let bytes = store.manifest(&descriptor.digest)?;
     let document = manifest::parse(&bytes).map_err(|source| Error::Manifest {
         digest: descriptor.digest.clone(),
         source,
@@ -233,7 +255,7 @@ fn load(
     descriptor: &Descriptor,
     platform: Option<Platform>,
 ) -> Result<Image, Error> {
-    let bytes = read_verified(store, &descriptor.digest, manifest::MAX_MANIFEST as u64)?;
+    let bytes = store.manifest(&descriptor.digest)?;
     let Document::Manifest(parsed) = manifest::parse(&bytes).map_err(|source| Error::Manifest {
         digest: descriptor.digest.clone(),
         source,
@@ -248,7 +270,10 @@ fn load(
     })?;
     let (foreign, layers): (Vec<_>, Vec<_>) =
         parsed.layers.into_iter().partition(manifest::is_foreign);
+    let media_type =
+        manifest::media_type_of(&bytes).unwrap_or_else(|| descriptor.media_type.clone());
     Ok(Image {
+        manifest: Some((bytes, media_type)),
         manifest_digest: Some(descriptor.digest.clone()),
         platform: platform.or_else(|| platform_of(&config)),
         config_digest: parsed.config.digest,

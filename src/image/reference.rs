@@ -2,7 +2,8 @@
 //! `docker-archive:FILE[:REPO:TAG]` and `dir:PATH`.
 //!
 //! The path part may itself contain colons; the longest prefix that exists on disk wins, the
-//! way skopeo resolves the same ambiguity. Registry references are not handled here.
+//! way skopeo resolves the same ambiguity. Anything without a local transport is a registry
+//! reference, checked by `registry::Target::parse`.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,8 @@ pub enum Reference {
     },
     /// A plain directory tree.
     Dir { path: PathBuf },
+    /// A registry reference (`[docker://]REGISTRY/REPO[:TAG][@DIGEST]`), parsed later.
+    Registry { reference: String },
 }
 
 /// Splits `path[:suffix]`, preferring the longest existing path.
@@ -52,9 +55,21 @@ impl Reference {
             reference: text.to_string(),
             reason: reason.to_string(),
         };
-        let (transport, rest) = text.split_once(':').ok_or_else(|| {
-            error("expected a transport: `oci:`, `oci-archive:`, `docker-archive:` or `dir:`")
-        })?;
+        let (transport, rest) = match text.split_once(':') {
+            Some((transport @ ("oci" | "oci-archive" | "docker-archive" | "dir"), rest)) => {
+                (transport, rest)
+            }
+            Some(("docker", rest)) => {
+                return Ok(Self::Registry {
+                    reference: rest.trim_start_matches("//").to_string(),
+                });
+            }
+            _ => {
+                return Ok(Self::Registry {
+                    reference: text.to_string(),
+                });
+            }
+        };
         if rest.is_empty() {
             return Err(error("the path is empty"));
         }
@@ -71,14 +86,9 @@ impl Reference {
                 let (path, repo_tag) = split_path(rest);
                 Self::DockerArchive { path, repo_tag }
             }
-            "dir" => Self::Dir {
+            _ => Self::Dir {
                 path: PathBuf::from(rest),
             },
-            _ => {
-                return Err(error(
-                    "unknown transport; use `oci:`, `oci-archive:`, `docker-archive:` or `dir:`",
-                ));
-            }
         })
     }
 }
@@ -109,8 +119,18 @@ mod tests {
                 path: "/x:y".into()
             }
         );
-        assert!(Reference::parse("nginx").is_err());
-        assert!(Reference::parse("ftp:thing").is_err());
+        assert_eq!(
+            Reference::parse("nginx").unwrap(),
+            Reference::Registry {
+                reference: "nginx".into()
+            }
+        );
+        assert_eq!(
+            Reference::parse("docker://localhost:5000/a:b").unwrap(),
+            Reference::Registry {
+                reference: "localhost:5000/a:b".into()
+            }
+        );
         assert!(Reference::parse("oci:").is_err());
     }
 

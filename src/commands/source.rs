@@ -1,0 +1,117 @@
+//! Opening any image reference (registry or local) for a command: the one place that chooses
+//! the blob store and resolves platforms, shared by `scan` and `copy`.
+
+use crate::cli::RegistryArgs;
+use crate::image::{self, BlobStore, Image, Selection, manifest, reference::Reference};
+use crate::registry::{self, Target, auth::Credentials};
+use anyhow::{Context as _, bail};
+use std::sync::Arc;
+
+/// An opened image source.
+pub struct Opened {
+    pub store: Arc<dyn BlobStore>,
+    pub images: Vec<Image>,
+    /// The registry manifest or index the reference named, as stored: (bytes, media type, digest).
+    pub top: Option<(Vec<u8>, String, String)>,
+    /// The registry client and target, for registry sources.
+    pub remote: Option<(Arc<registry::Client>, Target)>,
+}
+
+/// Registry options from the command line and the environment.
+pub fn registry_options(
+    args: &RegistryArgs,
+    creds: Option<&str>,
+) -> anyhow::Result<registry::Options> {
+    let credentials = match creds.or(args.creds.as_deref()) {
+        Some(text) => Some(Credentials::parse(text).context("`--creds` must be `user:pass`")?),
+        None => match (
+            std::env::var("OCICERT_USERNAME"),
+            std::env::var("OCICERT_PASSWORD"),
+        ) {
+            (Ok(username), Ok(password)) => Some(Credentials { username, password }),
+            _ => None,
+        },
+    };
+    Ok(registry::Options {
+        insecure: args.insecure,
+        ca_files: args.ca_files.clone(),
+        credentials,
+        ..registry::Options::default()
+    })
+}
+
+/// A client for `target`'s registry.
+pub fn client(
+    target: &Target,
+    options: registry::Options,
+) -> anyhow::Result<Arc<registry::Client>> {
+    Ok(Arc::new(
+        registry::Client::new(&target.api_host, options)
+            .with_context(|| format!("cannot set up a client for `{}`", target.registry))?,
+    ))
+}
+
+/// Opens `text` (not `dir:`) and resolves the selected platforms.
+pub fn open(
+    text: &str,
+    selection: &Selection,
+    options: registry::Options,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<Opened> {
+    let failed = || format!("failed to open `{text}`");
+    match Reference::parse(text).with_context(failed)? {
+        Reference::Dir { .. } => bail!("`{text}` is a directory, not an image"),
+        Reference::OciDir { path, tag } | Reference::OciArchive { path, tag } => {
+            let archive = text.starts_with("oci-archive:");
+            let (store, images) = image::layout::open(&path, tag.as_deref(), archive, selection)
+                .with_context(failed)?;
+            Ok(Opened {
+                store: Arc::from(store),
+                images,
+                top: None,
+                remote: None,
+            })
+        }
+        Reference::DockerArchive { path, repo_tag } => {
+            let (store, images) =
+                image::docker_archive::open(&path, repo_tag.as_deref()).with_context(failed)?;
+            Ok(Opened {
+                store: Arc::from(store),
+                images,
+                top: None,
+                remote: None,
+            })
+        }
+        Reference::Registry { reference } => {
+            let target = Target::parse(&reference).map_err(|reason| {
+                anyhow::anyhow!("`{reference}` is not a valid image reference: {reason}")
+            })?;
+            let client = client(&target, options)?;
+            let (bytes, media_type, digest) = runtime
+                .block_on(client.manifest(&target.repository, target.manifest_reference()))
+                .with_context(failed)?;
+            let store = Arc::new(registry::store::Store::new(
+                client.clone(),
+                &target,
+                runtime.handle().clone(),
+            ));
+            store.remember(&digest, bytes.clone());
+            let descriptor = manifest::Descriptor {
+                media_type: manifest::media_type_of(&bytes).unwrap_or_else(|| media_type.clone()),
+                digest: digest.clone(),
+                size: bytes.len() as u64,
+                platform: None,
+                annotations: Default::default(),
+                urls: Vec::new(),
+            };
+            let images =
+                image::resolve(store.as_ref(), &descriptor, selection).with_context(failed)?;
+            Ok(Opened {
+                store,
+                images,
+                top: Some((bytes, descriptor.media_type, digest)),
+                remote: Some((client, target)),
+            })
+        }
+    }
+}
