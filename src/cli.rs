@@ -47,7 +47,7 @@ pub struct CacheArgs {
     #[arg(long, env = "OCICERT_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<std::path::PathBuf>,
     /// Do not read or write the layer cache.
-    #[arg(long, env = "OCICERT_NO_CACHE")]
+    #[arg(long, env = "OCICERT_NO_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_cache: bool,
 }
 

@@ -244,14 +244,14 @@ async fn push(
                     tracing::debug!(blob = %digest, "already present");
                     return Ok(());
                 }
-                if let Some(from) = mount_from
+                let from = mount_from
                     .as_deref()
-                    .filter(|from| *from != repository.as_str())
+                    .filter(|from| *from != repository.as_str());
+                if let Some(from) = from
+                    && client.mount(repository, &digest, from).await?
                 {
-                    if client.mount(repository, &digest, from).await? {
-                        tracing::debug!(blob = %digest, from, "mounted");
-                        return Ok(());
-                    }
+                    tracing::debug!(blob = %digest, from, "mounted");
+                    return Ok(());
                 }
                 let size = match size {
                     Some(size) => Some(size),

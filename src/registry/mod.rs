@@ -502,10 +502,13 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        if let Some(remaining) = remaining.filter(|r| *r < 10) {
-            if !self.rate_warned.swap(true, Ordering::Relaxed) {
-                tracing::warn!(registry = %self.host, remaining, "registry pull rate limit is nearly used up");
-            }
+        if let Some(remaining) = remaining.filter(|r| *r < 10)
+            && !self.rate_warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "registry `{}` has {remaining} pulls left in its rate-limit window",
+                self.host
+            );
         }
     }
 

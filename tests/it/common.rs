@@ -228,11 +228,13 @@ impl Run {
 }
 
 pub fn ocicert(args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_ocicert"))
-        .args(args)
-        .env_remove("OCICERT_KEYSTORE_PASSWORD")
-        .output()
-        .expect("run ocicert");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ocicert"));
+    command.args(args).env_remove("OCICERT_KEYSTORE_PASSWORD");
+    if !args.contains(&"--cache-dir") {
+        // Keep tests away from the user's cache; cache tests name their own directory.
+        command.env("OCICERT_NO_CACHE", "1");
+    }
+    let output = command.output().expect("run ocicert");
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -4,5 +4,7 @@
 
 mod common;
 mod hostile;
+mod registry;
 mod scan;
 mod sources;
+mod support;

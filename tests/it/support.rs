@@ -1,0 +1,395 @@
+//! Real components for the registry tests: Debian's `docker-registry` (CNCF distribution) in
+//! plain, TLS + htpasswd and token-auth setups, a token server, and a 429-injecting proxy, each
+//! on a free 127.0.0.1 port, killed and reaped on drop.
+
+#![allow(dead_code, unreachable_pub)]
+
+use crate::common::require;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "testuser";
+pub const PASS: &str = "testpass";
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn support(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(name)
+}
+
+fn run(program: &str, args: &[&str]) {
+    let status = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect(program);
+    assert!(status.success(), "{program} {args:?} failed");
+}
+
+/// Polls `url` with curl until it answers at all.
+fn wait_ready(url: &str, children: &mut [Child]) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        let ok = Command::new("curl")
+            .args(["-s", "-k", "-o", "/dev/null", "--max-time", "1", url])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            return;
+        }
+        for child in children.iter_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("a test server exited early ({status}) while waiting for {url}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{url} did not come up");
+}
+
+/// How the registry authenticates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    Plain,
+    TlsHtpasswd,
+    Token,
+}
+
+pub struct Registry {
+    children: Vec<Child>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    /// The CA that signed the TLS certificate (TLS setup only).
+    pub ca: Option<PathBuf>,
+    pub setup: Setup,
+}
+
+impl Registry {
+    pub fn start(setup: Setup) -> Self {
+        require("docker-registry", "docker-registry");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let root = dir.path();
+        let mut config = format!(
+            "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            root.join("data").display()
+        );
+        let mut children = Vec::new();
+        let mut ca = None;
+        match setup {
+            Setup::Plain => {}
+            Setup::TlsHtpasswd => {
+                require("htpasswd", "apache2-utils");
+                require("openssl", "openssl");
+                let pki = root.join("pki");
+                std::fs::create_dir_all(&pki).expect("mkdir");
+                let p = |name: &str| pki.join(name).display().to_string();
+                run(
+                    "openssl",
+                    &[
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:P-256",
+                        "-nodes",
+                        "-keyout",
+                        &p("ca.key"),
+                        "-out",
+                        &p("ca.crt"),
+                        "-days",
+                        "30",
+                        "-subj",
+                        "/CN=ocicert-test-ca",
+                        "-addext",
+                        "basicConstraints=critical,CA:TRUE",
+                        "-addext",
+                        "keyUsage=critical,keyCertSign,cRLSign",
+                    ],
+                );
+                run(
+                    "openssl",
+                    &[
+                        "req",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:P-256",
+                        "-nodes",
+                        "-keyout",
+                        &p("server.key"),
+                        "-out",
+                        &p("server.csr"),
+                        "-subj",
+                        "/CN=localhost",
+                    ],
+                );
+                std::fs::write(pki.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n").expect("write");
+                run(
+                    "openssl",
+                    &[
+                        "x509",
+                        "-req",
+                        "-in",
+                        &p("server.csr"),
+                        "-CA",
+                        &p("ca.crt"),
+                        "-CAkey",
+                        &p("ca.key"),
+                        "-CAcreateserial",
+                        "-out",
+                        &p("server.crt"),
+                        "-days",
+                        "30",
+                        "-extfile",
+                        &p("ext.cnf"),
+                    ],
+                );
+                let htpasswd = Command::new("htpasswd")
+                    .args(["-Bbn", USER, PASS])
+                    .output()
+                    .expect("htpasswd");
+                std::fs::write(root.join("htpasswd"), htpasswd.stdout).expect("write");
+                config.push_str(&format!(
+                    "  tls: {{certificate: {}, key: {}}}\nauth:\n  htpasswd: {{realm: test-realm, path: {}}}\n",
+                    p("server.crt"),
+                    p("server.key"),
+                    root.join("htpasswd").display()
+                ));
+                ca = Some(pki.join("ca.crt"));
+            }
+            Setup::Token => {
+                require("/usr/bin/python3", "python3-cryptography");
+                let token_port = free_port();
+                let key = root.join("token.key").display().to_string();
+                let cert = root.join("token.crt").display().to_string();
+                run(
+                    "openssl",
+                    &[
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:P-256",
+                        "-nodes",
+                        "-keyout",
+                        &key,
+                        "-out",
+                        &cert,
+                        "-days",
+                        "30",
+                        "-subj",
+                        "/CN=token-signer",
+                    ],
+                );
+                let server = Command::new("/usr/bin/python3")
+                    .arg(support("tokenserver.py"))
+                    .args([
+                        &token_port.to_string(),
+                        &key,
+                        &cert,
+                        "test-issuer",
+                        &format!("{USER}:{PASS}"),
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::from(
+                        std::fs::File::create(root.join("token.log")).expect("log"),
+                    ))
+                    .spawn()
+                    .expect("token server");
+                children.push(server);
+                wait_ready(
+                    &format!("http://127.0.0.1:{token_port}/token"),
+                    &mut children,
+                );
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {cert}\n"
+                ));
+            }
+        }
+        std::fs::write(root.join("config.yml"), config).expect("write config");
+        let registry = Command::new("docker-registry")
+            .arg("serve")
+            .arg(root.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(root.join("registry.log")).expect("log"),
+            ))
+            .spawn()
+            .expect("docker-registry");
+        children.push(registry);
+        let scheme = if setup == Setup::TlsHtpasswd {
+            "https"
+        } else {
+            "http"
+        };
+        wait_ready(&format!("{scheme}://127.0.0.1:{port}/v2/"), &mut children);
+        Self {
+            children,
+            port,
+            dir,
+            ca,
+            setup,
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// skopeo flags that make it trust and log in to this registry as a destination/source.
+    fn skopeo_flags(&self, side: &str) -> Vec<String> {
+        let mut flags = Vec::new();
+        match self.setup {
+            Setup::TlsHtpasswd => {
+                let certs = self.dir.path().join("skopeo-certs");
+                std::fs::create_dir_all(&certs).expect("mkdir");
+                std::fs::copy(self.ca.as_ref().expect("ca"), certs.join("ca.crt"))
+                    .expect("copy ca");
+                flags.push(format!("--{side}-cert-dir={}", certs.display()));
+            }
+            _ => flags.push(format!("--{side}-tls-verify=false")),
+        }
+        if self.setup != Setup::Plain {
+            flags.push(format!("--{side}-creds={USER}:{PASS}"));
+        }
+        flags
+    }
+
+    /// Pushes a local image with skopeo (`--all` platforms).
+    pub fn push(&self, source: &str, repository: &str) -> String {
+        let destination = format!("docker://{}/{repository}", self.host());
+        let mut args = vec![
+            "--insecure-policy".to_string(),
+            "copy".into(),
+            "--quiet".into(),
+            "--all".into(),
+        ];
+        args.extend(self.skopeo_flags("dest"));
+        args.push(source.into());
+        args.push(destination.clone());
+        let output = Command::new("skopeo").args(&args).output().expect("skopeo");
+        assert!(
+            output.status.success(),
+            "skopeo push failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        destination
+    }
+
+    /// `skopeo inspect --raw`-free check that skopeo can read an image back; returns its digest.
+    pub fn skopeo_inspect(&self, repository: &str) -> serde_json::Value {
+        let mut args = vec!["inspect".to_string()];
+        args.extend(
+            self.skopeo_flags("src")
+                .into_iter()
+                .map(|f| f.replace("--src-", "--")),
+        );
+        args.push(format!("docker://{}/{repository}", self.host()));
+        let output = Command::new("skopeo").args(&args).output().expect("skopeo");
+        assert!(
+            output.status.success(),
+            "skopeo inspect failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("json")
+    }
+
+    /// The file that holds a blob in the registry's filesystem storage.
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = &digest[7..];
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    /// ocicert flags to reach this registry.
+    pub fn flags(&self) -> Vec<String> {
+        match self.setup {
+            Setup::Plain => vec!["--insecure".into()],
+            Setup::TlsHtpasswd => vec![
+                "--ca-file".into(),
+                self.ca.as_ref().expect("ca").display().to_string(),
+                "--creds".into(),
+                format!("{USER}:{PASS}"),
+            ],
+            Setup::Token => vec![
+                "--insecure".into(),
+                "--creds".into(),
+                format!("{USER}:{PASS}"),
+            ],
+        }
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The 429-injecting proxy in front of an upstream.
+pub struct FlakyProxy {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl FlakyProxy {
+    pub fn start(upstream: &str, failures: u32) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let log = dir.path().join("proxy.log");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(support("flaky_proxy.py"))
+            .args([&port.to_string(), upstream, &failures.to_string()])
+            .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
+            .spawn()
+            .expect("proxy");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "proxy did not start"
+            );
+            assert!(child.try_wait().ok().flatten().is_none(), "proxy exited");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for FlakyProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
