@@ -177,12 +177,24 @@ fn copy_round_trips_through_registries_and_local_layouts() {
         "skopeo reads our docker-archive: {}",
         String::from_utf8_lossy(&skopeo.stderr)
     );
-    let back = ocicert(&[
-        "copy",
-        &format!("docker-archive:{}", archive.display()),
-        &format!("{}/from/archive:v1", registry.host()),
-        "--insecure",
-    ]);
+    // Chunked uploads: a tiny chunk size forces PATCH uploads for every layer.
+    let back = {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ocicert"))
+            .args([
+                "copy",
+                &format!("docker-archive:{}", archive.display()),
+                &format!("{}/from/archive:v1", registry.host()),
+                "--insecure",
+            ])
+            .env("OCICERT_UPLOAD_CHUNK_BYTES", "700")
+            .output()
+            .unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into(),
+            stderr: String::from_utf8_lossy(&output.stderr).into(),
+        }
+    };
     assert_eq!(back.code, 0, "{}", back.stderr);
     let pulled = std::process::Command::new("skopeo")
         .args([

@@ -135,3 +135,38 @@ fn docker_and_oci_archives_written_by_skopeo_scan_the_same() {
     assert_eq!(from_docker, expected);
     assert_eq!(from_oci, expected);
 }
+
+#[test]
+fn foreign_layers_are_skipped_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(dir.path());
+    let real = gz_layer(&[Entry::File("k.pem", fixture("keys/ec-sec1.pem"))]);
+    let descriptor = layout.image(&[real], json!({}), ("windows", "amd64"));
+    // Rewrite the manifest with a foreign (Windows base) layer that is not in the layout.
+    let manifest_path = dir
+        .path()
+        .join("blobs/sha256")
+        .join(&descriptor["digest"].as_str().unwrap()[7..]);
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(&manifest_path).unwrap()).unwrap();
+    manifest["layers"].as_array_mut().unwrap().insert(
+        0,
+        json!({
+        "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "digest": format!("sha256:{}", "ab".repeat(32)), "size": 1234,
+        "urls": ["https://mcr.microsoft.com/v2/windows/servercore/blobs/sha256:abab"]}),
+    );
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = layout.blob(&bytes);
+    layout.tag(json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": bytes.len()}), "win").write();
+    let run = scan_json(&format!("oci:{}:win", dir.path().display()), &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    let skipped = report["images"][0]["skipped_layers"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert!(
+        skipped[0].as_str().unwrap().contains("foreign"),
+        "{skipped:?}"
+    );
+    assert_eq!(findings(&report).len(), 1);
+}
