@@ -475,3 +475,82 @@ fn a_429_is_retried_after_retry_after() {
         "Retry-After: 1 was honoured twice"
     );
 }
+
+#[test]
+fn a_cross_host_blob_redirect_does_not_carry_the_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout_dir = dir.path().join("layout");
+    let layout = Layout::new(&layout_dir);
+    let descriptor = layout.image(
+        &[gz_layer(&[Entry::File(
+            "k.pem",
+            fixture("keys/ec-sec1.pem"),
+        )])],
+        json!({}),
+        ("linux", "amd64"),
+    );
+    let manifest_hex = &descriptor["digest"].as_str().unwrap()[7..];
+    let served = dir.path().join("served");
+    fs_err::create_dir_all(served.join("manifests")).unwrap();
+    fs_err::create_dir_all(served.join("blobs")).unwrap();
+    for entry in fs_err::read_dir(layout_dir.join("blobs/sha256")).unwrap() {
+        let entry = entry.unwrap();
+        let name = format!("sha256:{}", entry.file_name().to_string_lossy());
+        fs_err::copy(entry.path(), served.join("blobs").join(name)).unwrap();
+    }
+    fs_err::copy(
+        layout_dir.join("blobs/sha256").join(manifest_hex),
+        served.join("manifests/v1"),
+    )
+    .unwrap();
+    fs_err::write(
+        served.join("manifests/v1.type"),
+        "application/vnd.oci.image.manifest.v1+json",
+    )
+    .unwrap();
+
+    let (port, storage_port) = (crate::support::free_port(), crate::support::free_port());
+    let log = dir.path().join("requests.log");
+    let mut server = std::process::Command::new("/usr/bin/python3")
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/support/redirect_registry.py"),
+        )
+        .args([
+            &port.to_string(),
+            &storage_port.to_string(),
+            served.to_str().unwrap(),
+            &format!("{USER}:{PASS}"),
+            log.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        || std::net::TcpStream::connect(("127.0.0.1", storage_port)).is_err()
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let run = scan_json(
+        &format!("127.0.0.1:{port}/team/app:v1"),
+        &["--insecure", "--creds", &format!("{USER}:{PASS}")],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(findings(&run.json()).len(), 1);
+    let requests = fs_err::read_to_string(&log).unwrap();
+    assert!(requests.contains("registry auth=basic"), "{requests}");
+    assert!(
+        requests.contains("storage authorization=absent"),
+        "{requests}"
+    );
+    assert!(
+        !requests.contains("storage authorization=present"),
+        "credentials leaked to blob storage: {requests}"
+    );
+}
