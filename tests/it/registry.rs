@@ -150,6 +150,33 @@ fn copy_round_trips_through_registries_and_local_layouts() {
         source_digest
     );
 
+    // A local two-platform layout gets a re-assembled index in the registry.
+    let pushed = ocicert(&[
+        "copy",
+        &local,
+        &format!("{}/local/app:multi", registry.host()),
+        "--insecure",
+    ]);
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    let raw = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/local/app:multi", registry.host()),
+        ])
+        .output()
+        .unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let platforms: Vec<_> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(platforms, ["amd64", "arm64"]);
+    assert_eq!(crate::common::digest(&raw.stdout), pushed.stdout.trim());
+
     // One platform to an OCI layout and to a docker-archive, then back to the registry.
     let layout = dir.path().join("copied");
     let to_layout = ocicert(&[
@@ -306,6 +333,48 @@ fn tls_with_htpasswd_accepts_flags_docker_config_and_auth_json() {
         with_auth_json.status.success(),
         "{}",
         String::from_utf8_lossy(&with_auth_json.stderr)
+    );
+
+    // A credential helper named by credHelpers, as `docker-credential-*` on PATH.
+    let bin = dir.path().join("bin");
+    fs_err::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-ocicerttest");
+    fs_err::write(&helper, format!("#!/bin/sh\nread server\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASS}\"}}' \"$server\"\n")).unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", helper.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let helper_dir = dir.path().join("docker-helper");
+    fs_err::create_dir_all(&helper_dir).unwrap();
+    fs_err::write(
+        helper_dir.join("config.json"),
+        json!({"credHelpers": {registry.host(): "ocicerttest"}}).to_string(),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let with_helper = std::process::Command::new(env!("CARGO_BIN_EXE_ocicert"))
+        .args([
+            "scan",
+            &reference,
+            "--no-cache",
+            "--ca-file",
+            &ca,
+            "--fail-on",
+            "never",
+        ])
+        .env("DOCKER_CONFIG", &helper_dir)
+        .env("REGISTRY_AUTH_FILE", dir.path().join("missing.json"))
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        with_helper.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_helper.stderr)
     );
 }
 
