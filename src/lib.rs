@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod analyze;
+pub mod baseline;
 pub mod cli;
 pub mod commands;
 pub mod detect;
@@ -15,6 +16,7 @@ pub mod image;
 pub mod keys;
 pub mod layer;
 pub mod overlay;
+pub mod policy;
 pub mod report;
 pub mod scan;
 pub mod truststore;
