@@ -325,9 +325,7 @@ fn where_found(finding: &Finding) -> String {
     } else if location.config_field.is_some() {
         text.push_str(" of the image configuration");
     }
-    if !location.in_final_image {
-        text.push_str(" (deleted later, still in the image history)");
-    }
+    // Findings in deleted files say so in their message already.
     text
 }
 

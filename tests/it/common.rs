@@ -228,8 +228,14 @@ impl Run {
 }
 
 pub fn ocicert(args: &[&str]) -> Run {
+    ocicert_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// Runs `ocicert` with `dir` as the working directory (where `ocicert.toml` is looked up).
+pub fn ocicert_in(dir: &Path, args: &[&str]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_ocicert"))
         .args(args)
+        .current_dir(dir)
         .env_remove("OCICERT_KEYSTORE_PASSWORD")
         .output()
         .expect("run ocicert");

@@ -4,5 +4,7 @@
 
 mod common;
 mod hostile;
+mod policy;
+mod report;
 mod scan;
 mod sources;
