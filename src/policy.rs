@@ -291,12 +291,7 @@ impl Parser<'_> {
                 },
                 "path" => match self.string(name, value) {
                     Some(pattern) => {
-                        let anchored = if pattern.starts_with(['/', '*']) {
-                            pattern.to_string()
-                        } else {
-                            format!("/{pattern}")
-                        };
-                        match globset::GlobBuilder::new(&anchored)
+                        match globset::GlobBuilder::new(pattern)
                             .literal_separator(true)
                             .build()
                         {
@@ -522,9 +517,18 @@ impl Allow {
                 .as_ref()
                 .is_none_or(|fingerprint| *fingerprint == finding.fingerprint)
             && self.path.as_ref().is_none_or(|(_, glob)| {
+                // `/opt/x/**` and `opt/x/**` both match `/opt/x/…`; config fields have no slash.
                 let location = &finding.location;
-                location.path.as_deref().is_some_and(|p| glob.is_match(p))
-                    || glob.is_match(location.display_path())
+                let display = location.display_path();
+                [
+                    location.path.as_deref().unwrap_or_default(),
+                    display.as_str(),
+                ]
+                .iter()
+                .filter(|candidate| !candidate.is_empty())
+                .any(|candidate| {
+                    glob.is_match(candidate) || glob.is_match(candidate.trim_start_matches('/'))
+                })
             })
     }
 
@@ -662,8 +666,34 @@ expires = "2027-01-31"
             policy.allow[1].expires.map(date_text).as_deref(),
             Some("2027-01-31")
         );
-        let (_, glob) = policy.allow[0].path.as_ref().unwrap();
-        assert!(glob.is_match("/opt/test/a/b.key"));
+        let finding = |rule: Rule, path: Option<&str>, field: Option<&str>| {
+            Finding::new(
+                rule,
+                String::new(),
+                crate::finding::Location {
+                    path: path.map(str::to_string),
+                    config_field: field.map(str::to_string),
+                    in_final_image: true,
+                    ..crate::finding::Location::default()
+                },
+                FINGERPRINT.to_string(),
+            )
+        };
+        let allow = &policy.allow[0];
+        assert!(allow.matches(&finding(Rule::PrivateKey, Some("/opt/test/a/b.key"), None)));
+        assert!(!allow.matches(&finding(Rule::PrivateKey, Some("/opt/other/b.key"), None)));
+        assert!(!allow.matches(&finding(Rule::CaPrivateKey, Some("/opt/test/b.key"), None)));
+        // Only the fingerprint matters for the second entry.
+        assert!(policy.allow[1].matches(&finding(Rule::CertExpired, Some("/x"), None)));
+        let config = parse(
+            "p.toml",
+            "[[allow]]\npath = \"config.Env*\"\nreason = \"r\"\n[[allow]]\npath = \"/app/*.jar!/**\"\nreason = \"r\"\n",
+        )
+        .unwrap();
+        assert!(config.allow[0].matches(&finding(Rule::PrivateKey, None, Some("config.Env[1]"))));
+        let mut nested = finding(Rule::PrivateKey, Some("/app/app.jar"), None);
+        nested.location.archive_path = Some("META-INF/x.key".into());
+        assert!(config.allow[1].matches(&nested));
     }
 
     #[test]

@@ -395,3 +395,35 @@ fn several_outputs_in_one_run() {
         bad.stderr
     );
 }
+
+/// The demo image has keystores, keys in the config and in archives, a corporate root: every
+/// kind of asset, all in schema-valid SARIF and CycloneDX.
+#[test]
+fn the_demo_image_validates_in_every_structured_format() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/images/demo.tar");
+    let reference = format!("oci-archive:{}", demo.display());
+    for (format, schema) in [
+        ("sarif", "sarif-schema-2.1.0.json"),
+        ("cyclonedx", "bom-1.6.schema.json"),
+        ("json", "report-v1.schema.json"),
+    ] {
+        let run = ocicert(&[
+            "scan",
+            &reference,
+            "--now",
+            NOW,
+            "--no-policy",
+            "--format",
+            format,
+        ]);
+        assert_eq!(run.code, 1, "{format}: {}", run.stderr);
+        let errors = validate(schema, &run.json());
+        assert!(errors.is_empty(), "{format}: {errors:#?}");
+    }
+    let markdown = ocicert(&["scan", &reference, "--now", NOW, "--format", "markdown"]);
+    assert!(
+        markdown.stdout.contains("### Top findings"),
+        "{}",
+        markdown.stdout
+    );
+}
