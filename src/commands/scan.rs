@@ -143,8 +143,12 @@ fn load_policy(args: &ScanArgs) -> anyhow::Result<Option<Policy>> {
 
 fn read_dockerfile(path: &Path) -> anyhow::Result<Dockerfile> {
     let text = fs_err::read_to_string(path).context("cannot read the Dockerfile")?;
-    // The path as given, with `/` separators, is the SARIF artifact URI.
-    let uri = path.to_string_lossy().replace('\\', "/");
+    // The path as given, with `/` separators, is the SARIF artifact URI. An absolute path
+    // becomes a `file://` URI, which upload-sarif makes relative to the checkout.
+    let mut uri = path.to_string_lossy().replace('\\', "/");
+    if path.is_absolute() {
+        uri = format!("file://{uri}");
+    }
     Ok(Dockerfile::parse(&uri, &text))
 }
 
