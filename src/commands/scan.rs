@@ -73,7 +73,7 @@ pub fn run(args: &ScanArgs, out: &mut dyn std::io::Write) -> anyhow::Result<Stat
         threads: args.threads,
     };
     let reference = Reference::parse(&args.image)?;
-    let mut images = match &reference {
+    let images = match &reference {
         Reference::Dir { path } => vec![
             scan::scan_directory(path, &settings)
                 .with_context(|| format!("failed to scan `{}`", args.image))?,
@@ -90,6 +90,7 @@ pub fn run(args: &ScanArgs, out: &mut dyn std::io::Write) -> anyhow::Result<Stat
             scan_with_progress(store.as_ref(), &images, &settings, &args.image)?
         }
     };
+    let mut images = images;
     if let Some(policy) = &policy {
         for expired in policy.apply(&mut images, now) {
             warn(&expired.to_string());
