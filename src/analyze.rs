@@ -121,13 +121,7 @@ fn is_anchor(location: &Location, encoding: CertEncoding) -> Option<String> {
 }
 
 fn finding(rule: Rule, message: String, location: &Location, fingerprint: &str) -> Finding {
-    Finding {
-        rule,
-        severity: rule.default_severity(),
-        message,
-        location: location.clone(),
-        fingerprint: fingerprint.to_string(),
-    }
+    Finding::new(rule, message, location.clone(), fingerprint.to_string())
 }
 
 fn history_note(location: &Location) -> &'static str {

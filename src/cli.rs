@@ -16,6 +16,10 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only add noise"
+)]
 pub enum Command {
     /// Scan an image for private keys and certificates.
     Scan(ScanArgs),
@@ -120,15 +124,33 @@ pub struct ScanArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Exit with status 1 when a finding is at or above this severity.
-    #[arg(long, value_enum, default_value_t = FailOn::High)]
-    pub fail_on: FailOn,
+    /// Also write the report as FORMAT to PATH (repeatable), e.g. `--output sarif=ocicert.sarif`.
+    #[arg(long = "output", value_name = "FORMAT=PATH", value_parser = parse_output)]
+    pub outputs: Vec<OutputTarget>,
+    /// Exit with status 1 when a finding is at or above this severity [default: the policy's
+    /// `fail_on`, else high].
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
     /// Judge certificates as of this instant (RFC 3339, e.g. 2026-06-01T00:00:00Z).
     #[arg(long)]
     pub now: Option<String>,
-    /// Warn about certificates that expire within this many days.
-    #[arg(long, default_value_t = 30)]
-    pub expiry_warn: u32,
+    /// Warn about certificates that expire within this many days [default: the policy's
+    /// `expiry_warn_days`, else 30].
+    #[arg(long)]
+    pub expiry_warn: Option<u32>,
+    /// Policy file [default: `ocicert.toml` in the working directory, when present].
+    #[arg(long, value_name = "PATH")]
+    pub policy: Option<std::path::PathBuf>,
+    /// Ignore `ocicert.toml` in the working directory.
+    #[arg(long, conflicts_with = "policy")]
+    pub no_policy: bool,
+    /// An earlier JSON report: only findings not in it count toward `--fail-on`.
+    #[arg(long, value_name = "REPORT")]
+    pub baseline: Option<std::path::PathBuf>,
+    /// The Dockerfile that built the image, relative to the repository root: SARIF results
+    /// then point at the instruction that created each layer.
+    #[arg(long, value_name = "PATH")]
+    pub dockerfile: Option<std::path::PathBuf>,
     /// Extra keystore password to try (repeatable), after the empty one and common defaults.
     #[arg(
         long = "keystore-password",
@@ -147,4 +169,27 @@ pub struct ScanArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+/// One `--output FORMAT=PATH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputTarget {
+    pub format: Format,
+    pub path: std::path::PathBuf,
+}
+
+fn parse_output(text: &str) -> Result<OutputTarget, String> {
+    let Some((format, path)) = text.split_once('=') else {
+        return Err("expected FORMAT=PATH, for example `sarif=ocicert.sarif`".into());
+    };
+    let format = <Format as ValueEnum>::from_str(format, true).map_err(|_| {
+        format!("unknown format `{format}`; expected table, json, sarif, cyclonedx or markdown")
+    })?;
+    if path.is_empty() {
+        return Err("the path after `=` is empty".into());
+    }
+    Ok(OutputTarget {
+        format,
+        path: path.into(),
+    })
 }

@@ -166,6 +166,52 @@ pub struct Finding {
     /// Stable identity of the key or certificate (`sha256:` + hex). For keys it is derived from
     /// the key itself, so the same leaked key in a rebuilt image has the same fingerprint.
     pub fingerprint: String,
+    /// The policy exception that suppresses this finding: it stays in the report but does not
+    /// count toward `--fail-on` and is left out of SARIF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<Exception>,
+    /// A policy exception that matched but is past its `expires` date, so the finding counts
+    /// again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_exception: Option<Exception>,
+    /// With `--baseline`: whether the finding is absent from the baseline report. Absent
+    /// without `--baseline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<bool>,
+}
+
+impl Finding {
+    /// A finding as the analysis produces it, before any policy or baseline is applied.
+    pub fn new(rule: Rule, message: String, location: Location, fingerprint: String) -> Self {
+        Self {
+            rule,
+            severity: rule.default_severity(),
+            message,
+            location,
+            fingerprint,
+            suppressed: None,
+            expired_exception: None,
+            new: None,
+        }
+    }
+
+    /// Whether the finding counts toward `--fail-on`: not suppressed, and new when a baseline
+    /// was given.
+    pub fn counts(&self) -> bool {
+        self.suppressed.is_none() && self.new != Some(false)
+    }
+}
+
+/// A policy exception (`[[allow]]` entry) as recorded on a finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exception {
+    /// Why the exception exists, from the policy file.
+    pub reason: String,
+    /// Last day the exception applies (`YYYY-MM-DD`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// Where the exception is written, `ocicert.toml:12`.
+    pub source: String,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod analyze;
+pub mod baseline;
 pub mod cache;
 pub mod cli;
 pub mod commands;
@@ -16,6 +17,7 @@ pub mod image;
 pub mod keys;
 pub mod layer;
 pub mod overlay;
+pub mod policy;
 pub mod registry;
 pub mod report;
 pub mod scan;

@@ -2,13 +2,16 @@
 
 use super::Status;
 use crate::analyze::Context;
-use crate::cli::ScanArgs;
+use crate::baseline::Baseline;
+use crate::cli::{FailOn, OutputTarget, ScanArgs};
 use crate::detect::Options;
 use crate::image::{self, Selection, platform::Platform, reference::Reference};
-use crate::report::{self, Report};
+use crate::policy::{self, Policy};
+use crate::report::{self, Report, dockerfile::Dockerfile};
 use crate::scan::{self, Settings};
 use anyhow::{Context as _, bail};
 use std::io::IsTerminal;
+use std::path::Path;
 
 /// Parses `--now`, defaulting to the current time.
 pub fn parse_now(now: Option<&str>) -> anyhow::Result<i64> {
@@ -49,6 +52,26 @@ pub fn run(
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<Status> {
     let now = parse_now(args.now.as_deref())?;
+    // Everything the user wrote is checked before anything is scanned.
+    let policy = load_policy(args)?;
+    let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
+    let dockerfile = args
+        .dockerfile
+        .as_deref()
+        .map(read_dockerfile)
+        .transpose()?;
+    let fail_on = args
+        .fail_on
+        .or(policy.as_ref().and_then(|p| p.fail_on))
+        .unwrap_or(FailOn::High);
+    let expiry_warn = args
+        .expiry_warn
+        .or(policy.as_ref().and_then(|p| p.expiry_warn_days))
+        .unwrap_or(30);
+    let mut keystore_passwords = args.keystore_passwords.clone();
+    if let Some(policy) = &policy {
+        keystore_passwords.extend(policy.keystore_passwords.iter().cloned());
+    }
     let selection = Selection {
         platform: match &args.platform {
             Some(text) => match Platform::parse(text) {
@@ -61,13 +84,13 @@ pub fn run(
     };
     let settings = Settings {
         options: Options {
-            keystore_passwords: args.keystore_passwords.clone(),
+            keystore_passwords,
             max_archive_depth: args.max_archive_depth,
             ..Options::default()
         },
         context: Context {
             now,
-            expiry_warn_days: i64::from(args.expiry_warn),
+            expiry_warn_days: i64::from(expiry_warn),
         },
         threads: args.threads,
         cache: cache(&args.cache),
@@ -88,16 +111,106 @@ pub fn run(
             )?
         }
     };
+    let mut images = images;
+    if let Some(policy) = &policy {
+        for expired in policy.apply(&mut images, now) {
+            warn(&expired.to_string());
+        }
+    }
+    if let Some(baseline) = &baseline {
+        baseline.mark(&mut images);
+    }
     let report = Report::new(&args.image, now, images);
-    report::write(&report, args.format, out).context("failed to write the report")?;
-    let failed = args
-        .fail_on
-        .threshold()
-        .is_some_and(|threshold| report.findings().any(|f| f.severity >= threshold));
+    let options = report::Options { dockerfile };
+    for target in &args.outputs {
+        write_output(&report, target, &options)?;
+    }
+    report::write_with(&report, args.format, &options, out)
+        .context("failed to write the report")?;
+    let failed = fail_on.threshold().is_some_and(|threshold| {
+        report
+            .findings()
+            .any(|f| f.counts() && f.severity >= threshold)
+    });
     Ok(if failed {
         Status::Violations
     } else {
         Status::Clean
+    })
+}
+
+#[expect(
+    clippy::print_stderr,
+    reason = "policy warnings are for the person running the scan"
+)]
+fn warn(message: &str) {
+    eprintln!("warning: {message}");
+}
+
+/// `--policy PATH`, else `ocicert.toml` in the working directory unless `--no-policy`.
+fn load_policy(args: &ScanArgs) -> anyhow::Result<Option<Policy>> {
+    if args.no_policy {
+        return Ok(None);
+    }
+    if let Some(path) = &args.policy {
+        return Ok(Some(policy::load(path)?));
+    }
+    let default = Path::new(policy::FILE_NAME);
+    if !default.is_file() {
+        return Ok(None);
+    }
+    tracing::info!("using the policy file `{}`", policy::FILE_NAME);
+    Ok(Some(policy::load(default)?))
+}
+
+fn read_dockerfile(path: &Path) -> anyhow::Result<Dockerfile> {
+    let text = fs_err::read_to_string(path).context("cannot read the Dockerfile")?;
+    // The path as given, with `/` separators, is the SARIF artifact URI. An absolute path
+    // becomes a `file://` URI, which upload-sarif makes relative to the checkout.
+    let mut uri = path.to_string_lossy().replace('\\', "/");
+    if path.is_absolute() {
+        uri = format!("file://{uri}");
+    }
+    Ok(Dockerfile::parse(&uri, &text))
+}
+
+/// Writes one `--output` file: into a temporary file next to it, then renamed over it, so a
+/// reader never sees half a report.
+fn write_output(
+    report: &Report,
+    target: &OutputTarget,
+    options: &report::Options,
+) -> anyhow::Result<()> {
+    let path = &target.path;
+    let write = || -> anyhow::Result<()> {
+        let Some(name) = path.file_name() else {
+            bail!("it names a directory, not a file");
+        };
+        let temporary = path.with_file_name(format!(
+            ".{}.{}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let result = (|| -> anyhow::Result<()> {
+            let mut writer = std::io::BufWriter::new(fs_err::File::create(&temporary)?);
+            report::write_with(report, target.format, options, &mut writer)?;
+            std::io::Write::flush(&mut writer)?;
+            fs_err::rename(&temporary, path)?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs_err::remove_file(&temporary);
+        }
+        result
+    };
+    write().with_context(|| {
+        format!(
+            "failed to write the {} report to `{}`",
+            clap::ValueEnum::to_possible_value(&target.format)
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default(),
+            path.display()
+        )
     })
 }
 

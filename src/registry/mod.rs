@@ -122,6 +122,13 @@ impl Target {
         let reference: oci_client::Reference = bare
             .parse()
             .map_err(|e: oci_client::ParseError| e.to_string())?;
+        if reference
+            .repository()
+            .chars()
+            .any(|c| c.is_ascii_uppercase())
+        {
+            return Err("repository names must be lowercase".into());
+        }
         Ok(Self {
             registry: reference.registry().to_string(),
             api_host: reference.resolve_registry().to_string(),

@@ -4,7 +4,11 @@
 //! of it. Writers take `impl Write` and never print on their own; choosing stdout or a file is
 //! the command's business.
 
+pub mod cbom;
+pub mod dockerfile;
 pub mod json;
+pub mod markdown;
+pub mod sarif;
 pub mod table;
 
 use crate::analyze::Inventory;
@@ -71,12 +75,20 @@ pub struct LayerReport {
 /// Counts across all images of the report.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
-    /// Findings per severity (every severity present, zero included).
+    /// Findings per severity (every severity present, zero included), not counting findings
+    /// suppressed by the policy.
     pub findings: BTreeMap<Severity, usize>,
     pub certificates: usize,
     pub keys: usize,
+    /// The highest severity among findings not suppressed by the policy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub highest_severity: Option<Severity>,
+    /// Findings suppressed by a policy exception.
+    #[serde(default)]
+    pub suppressed: usize,
+    /// With `--baseline`: findings (not suppressed) absent from the baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<usize>,
 }
 
 impl Report {
@@ -84,18 +96,30 @@ impl Report {
     pub fn new(reference: &str, now: i64, images: Vec<ImageReport>) -> Self {
         let mut findings: BTreeMap<Severity, usize> =
             Severity::ALL_DESCENDING.iter().map(|s| (*s, 0)).collect();
-        for finding in images.iter().flat_map(|i| &i.findings) {
-            *findings.entry(finding.severity).or_default() += 1;
-        }
-        let summary = Summary {
-            highest_severity: images
+        let active = || {
+            images
                 .iter()
                 .flat_map(|i| &i.findings)
-                .map(|f| f.severity)
-                .max(),
+                .filter(|f| f.suppressed.is_none())
+        };
+        for finding in active() {
+            *findings.entry(finding.severity).or_default() += 1;
+        }
+        let baseline_used = images
+            .iter()
+            .flat_map(|i| &i.findings)
+            .any(|f| f.new.is_some());
+        let summary = Summary {
+            highest_severity: active().map(|f| f.severity).max(),
             findings,
             certificates: images.iter().map(|i| i.inventory.certificates.len()).sum(),
             keys: images.iter().map(|i| i.inventory.keys.len()).sum(),
+            suppressed: images
+                .iter()
+                .flat_map(|i| &i.findings)
+                .filter(|f| f.suppressed.is_some())
+                .count(),
+            new: baseline_used.then(|| active().filter(|f| f.new == Some(true)).count()),
         };
         Self {
             schema_version: SCHEMA_VERSION,
@@ -123,12 +147,39 @@ pub enum Format {
     Table,
     /// The versioned JSON document.
     Json,
+    /// SARIF 2.1.0 for GitHub code scanning.
+    Sarif,
+    /// CycloneDX 1.6 cryptography bill of materials (CBOM).
+    Cyclonedx,
+    /// A short GitHub-flavoured Markdown summary (for `$GITHUB_STEP_SUMMARY`).
+    Markdown,
+}
+
+/// What some writers need beyond the report itself.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The Dockerfile that built the image, to point SARIF results at the instruction that
+    /// created each layer.
+    pub dockerfile: Option<dockerfile::Dockerfile>,
 }
 
 /// Writes `report` in `format`.
 pub fn write(report: &Report, format: Format, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    write_with(report, format, &Options::default(), out)
+}
+
+/// Writes `report` in `format`, with writer options.
+pub fn write_with(
+    report: &Report,
+    format: Format,
+    options: &Options,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     match format {
         Format::Table => table::write(report, out),
         Format::Json => json::write(report, out),
+        Format::Sarif => sarif::write(report, options.dockerfile.as_ref(), out),
+        Format::Cyclonedx => cbom::write(report, out),
+        Format::Markdown => markdown::write(report, out),
     }
 }

@@ -46,14 +46,26 @@ fn write_image(report: &Report, image: &ImageReport, out: &mut dyn Write) -> std
     for skipped in &image.skipped_layers {
         writeln!(out, "note: skipped layer {skipped}")?;
     }
-    if image.findings.is_empty() {
+    let suppressed = image
+        .findings
+        .iter()
+        .filter(|f| f.suppressed.is_some())
+        .count();
+    if image.findings.len() == suppressed {
         writeln!(out, "No findings.")?;
+    }
+    if suppressed > 0 {
+        writeln!(
+            out,
+            "note: {suppressed} finding{} suppressed by policy exceptions (listed in the JSON report)",
+            if suppressed == 1 { "" } else { "s" }
+        )?;
     }
     for severity in Severity::ALL_DESCENDING {
         let group: Vec<_> = image
             .findings
             .iter()
-            .filter(|f| f.severity == severity)
+            .filter(|f| f.severity == severity && f.suppressed.is_none())
             .collect();
         if group.is_empty() {
             continue;
@@ -65,7 +77,19 @@ fn write_image(report: &Report, image: &ImageReport, out: &mut dyn Write) -> std
             group.len()
         )?;
         for finding in group {
-            writeln!(out, "  {:<26} {}", finding.rule.id(), finding.message)?;
+            let mut marks = String::new();
+            if finding.new == Some(true) {
+                marks.push_str(" [new]");
+            }
+            if let Some(exception) = &finding.expired_exception {
+                marks.push_str(&format!(" [exception {} expired]", exception.source));
+            }
+            writeln!(
+                out,
+                "  {:<26} {}{marks}",
+                finding.rule.id(),
+                finding.message
+            )?;
             let location = &finding.location;
             let mut place = format!("    at {}", location.display_path());
             if let (Some(index), Some(digest)) = (location.layer_index, &location.layer_digest) {

@@ -228,8 +228,16 @@ impl Run {
 }
 
 pub fn ocicert(args: &[&str]) -> Run {
+    ocicert_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// Runs `ocicert` with `dir` as the working directory (where `ocicert.toml` is looked up).
+pub fn ocicert_in(dir: &Path, args: &[&str]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ocicert"));
-    command.args(args).env_remove("OCICERT_KEYSTORE_PASSWORD");
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("OCICERT_KEYSTORE_PASSWORD");
     if !args.contains(&"--cache-dir") {
         // Keep tests away from the user's cache; cache tests name their own directory.
         command.env("OCICERT_NO_CACHE", "1");

@@ -4,7 +4,9 @@
 
 mod common;
 mod hostile;
+mod policy;
 mod registry;
+mod report;
 mod scan;
 mod sources;
 mod support;
