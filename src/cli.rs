@@ -25,6 +25,8 @@ pub enum Command {
     Scan(ScanArgs),
     /// Copy an image between registries and local layouts, byte for byte.
     Copy(CopyArgs),
+    /// Add CA certificates to every trust store of an image, as one new layer.
+    Inject(InjectArgs),
     /// List the rules with their ids, default severities and summaries.
     Rules,
 }
@@ -192,4 +194,52 @@ fn parse_output(text: &str) -> Result<OutputTarget, String> {
         format,
         path: path.into(),
     })
+}
+
+/// Arguments of `ocicert inject`.
+#[derive(Debug, clap::Args)]
+pub struct InjectArgs {
+    /// Source image (any reference `scan` accepts except `dir:`).
+    pub image: String,
+    /// PEM file with one or more CA certificates to trust (repeatable).
+    #[arg(long = "ca", value_name = "PEM", required = true)]
+    pub cas: Vec<std::path::PathBuf>,
+    /// Destination: a registry reference, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or
+    /// `docker-archive:FILE[:REPO:TAG]`.
+    #[arg(long, value_name = "DEST", required_unless_present = "dry_run")]
+    pub to: Option<String>,
+    /// Inject into this platform only (default: every platform, index re-assembled).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Accept certificates that are not CAs (basicConstraints CA:FALSE or absent).
+    #[arg(long)]
+    pub allow_non_ca: bool,
+    /// Password of the Java `cacerts` stores in the image.
+    #[arg(
+        long,
+        default_value = "changeit",
+        hide_default_value = true,
+        env = "OCICERT_JAVA_STORE_PASSWORD",
+        hide_env_values = true
+    )]
+    pub java_store_password: String,
+    /// Replace env values the image already sets (NODE_EXTRA_CA_CERTS, SSL_CERT_FILE).
+    #[arg(long)]
+    pub env_override: bool,
+    /// Print the plan (files, stores, env) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also write the new digest to this file.
+    #[arg(long, value_name = "FILE")]
+    pub digest_file: Option<std::path::PathBuf>,
+    /// Credentials for the source registry (default: --creds).
+    #[arg(long, value_name = "USER:PASS")]
+    pub src_creds: Option<String>,
+    /// Credentials for the destination registry (default: --creds).
+    #[arg(long, value_name = "USER:PASS")]
+    pub dest_creds: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }

@@ -39,6 +39,21 @@ pub struct LayerScan {
     pub files: u64,
     /// Uncompressed bytes of file content read.
     pub bytes: u64,
+    /// Symbolic and hard links, with their targets as written in the tar.
+    #[serde(default)]
+    pub links: Vec<Link>,
+}
+
+/// A link entry of a layer.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Link {
+    /// Absolute path of the link.
+    pub path: String,
+    /// Target as written: relative to the link's directory, or absolute within the image.
+    /// Hard-link targets are normalised absolute paths.
+    pub target: String,
+    /// A hard link (same content) rather than a symlink.
+    pub hard: bool,
 }
 
 /// A layer that could not be scanned. Every variant names the layer.
@@ -121,6 +136,53 @@ pub fn scan(
     expected_size: Option<u64>,
     options: &Options,
 ) -> Result<LayerScan, Error> {
+    let mut result = LayerScan::default();
+    with_tar(raw, layer, expected_size, |decoder, last_path| {
+        walk(decoder, options, &mut result, last_path)
+    })?;
+    Ok(result)
+}
+
+/// Reads the regular files named in `wanted` (absolute image paths) out of one layer,
+/// verifying the layer's digest like `scan`. Files larger than `MAX_WHOLE_FILE` are skipped.
+pub fn extract(
+    raw: impl Read,
+    layer: &str,
+    expected_size: Option<u64>,
+    wanted: &std::collections::HashSet<String>,
+) -> Result<std::collections::HashMap<String, Vec<u8>>, Error> {
+    let mut found = std::collections::HashMap::new();
+    with_tar(raw, layer, expected_size, |decoder, last_path| {
+        let mut archive = tar::Archive::new(decoder);
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let path = normalize(&entry.path()?.to_string_lossy());
+            *last_path = Some(path.clone());
+            let kind = entry.header().entry_type();
+            if wanted.contains(&path)
+                && (kind.is_file() || kind == tar::EntryType::Continuous)
+                && entry.size() <= detect::MAX_WHOLE_FILE
+            {
+                let mut bytes = Vec::new();
+                (&mut entry)
+                    .take(detect::MAX_WHOLE_FILE)
+                    .read_to_end(&mut bytes)?;
+                found.insert(path, bytes);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Opens a layer blob as a tar stream (gzip, zstd or plain), runs `body` over it, then checks
+/// the blob's size and digest. Errors name the layer and the last path read.
+fn with_tar(
+    raw: impl Read,
+    layer: &str,
+    expected_size: Option<u64>,
+    body: impl FnOnce(&mut dyn Read, &mut Option<String>) -> std::io::Result<()>,
+) -> Result<(), Error> {
     let digest = Digest::parse(layer).ok_or_else(|| Error::BadDigest {
         layer: layer.to_string(),
     })?;
@@ -132,7 +194,7 @@ pub fn scan(
         source,
     })?;
     let failed = Rc::new(Cell::new(false));
-    let (compression, decoder): (&'static str, Box<dyn Read + '_>) =
+    let (compression, mut decoder): (&'static str, Box<dyn Read + '_>) =
         if head.starts_with(&[0x1f, 0x8b]) {
             (
                 "gzip",
@@ -159,9 +221,9 @@ pub fn scan(
         } else {
             ("uncompressed", Box::new(&mut buffered))
         };
-    let mut result = LayerScan::default();
     let mut last_path: Option<String> = None;
-    let outcome = walk(decoder, options, &mut result, &mut last_path);
+    let outcome = body(&mut decoder, &mut last_path);
+    drop(decoder);
     if let Err(source) = outcome {
         let layer = layer.to_string();
         return Err(if failed.get() {
@@ -199,7 +261,7 @@ pub fn scan(
             actual,
         });
     }
-    Ok(result)
+    Ok(())
 }
 
 fn walk(
@@ -233,9 +295,25 @@ fn walk(
             continue;
         }
         result.changes.push((path.clone(), Change::Entry));
+        if kind.is_symlink() {
+            if let Some(target) = entry.link_name()? {
+                result.links.push(Link {
+                    path,
+                    target: target.to_string_lossy().into_owned(),
+                    hard: false,
+                });
+            }
+            continue;
+        }
         if kind.is_hard_link() {
             if let Some(target) = entry.link_name()? {
-                hardlinks.push((path, normalize(&target.to_string_lossy())));
+                let target = normalize(&target.to_string_lossy());
+                result.links.push(Link {
+                    path: path.clone(),
+                    target: target.clone(),
+                    hard: true,
+                });
+                hardlinks.push((path, target));
             }
             continue;
         }

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod detect;
 pub mod finding;
 pub mod image;
+pub mod inject;
 pub mod keys;
 pub mod layer;
 pub mod overlay;

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Scan(args) => commands::scan::run(args, &runtime, &mut out),
         Command::Copy(args) => commands::copy::run(args, &runtime, &mut out),
+        Command::Inject(args) => commands::inject::run(args, &runtime, &mut out),
         Command::Rules => commands::rules(&mut out),
     };
     let flushed = std::io::Write::flush(&mut out);

@@ -88,6 +88,20 @@ pub fn scan_images(
     settings: &Settings,
     on_layer: &(dyn Fn(&str, u64) + Sync),
 ) -> Result<Vec<ImageReport>, Error> {
+    let by_digest = scan_layers(store, images, settings, on_layer)?;
+    images
+        .iter()
+        .map(|image| Ok(assemble(image, &by_digest, settings)))
+        .collect()
+}
+
+/// Scans every distinct layer of `images` (from the cache when it has them), in parallel.
+pub fn scan_layers(
+    store: &dyn BlobStore,
+    images: &[Image],
+    settings: &Settings,
+    on_layer: &(dyn Fn(&str, u64) + Sync),
+) -> Result<HashMap<String, LayerScan>, Error> {
     let mut unique: Vec<(String, Option<u64>)> = Vec::new();
     for layer in images.iter().flat_map(|image| &image.layers) {
         if !unique.iter().any(|(digest, _)| *digest == layer.digest) {
@@ -118,10 +132,7 @@ pub fn scan_images(
         let (digest, scan) = result?;
         by_digest.insert(digest, scan);
     }
-    images
-        .iter()
-        .map(|image| Ok(assemble(image, &by_digest, settings)))
-        .collect()
+    Ok(by_digest)
 }
 
 fn assemble(

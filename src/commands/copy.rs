@@ -21,11 +21,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// A manifest to write: bytes, media type, digest, and the platform for an index entry.
-struct ManifestOut {
-    bytes: Vec<u8>,
-    media_type: String,
-    digest: String,
-    platform: Option<Platform>,
+pub(crate) struct ManifestOut {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) media_type: String,
+    pub(crate) digest: String,
+    pub(crate) platform: Option<Platform>,
 }
 
 /// Runs the copy and prints the digest of what the destination now names.
@@ -78,7 +78,7 @@ pub fn run(
 }
 
 /// The manifests to write, in source order; the last one is what the tag names.
-fn manifests(opened: &Opened) -> anyhow::Result<Vec<ManifestOut>> {
+pub(crate) fn manifests(opened: &Opened) -> anyhow::Result<Vec<ManifestOut>> {
     let mut out = Vec::new();
     for image in &opened.images {
         let (bytes, media_type) = match &image.manifest {
@@ -180,6 +180,10 @@ fn blobs(opened: &Opened) -> Vec<(String, Option<u64>)> {
 
 /// Streams a blob of the source, whatever kind of store it is.
 async fn blob_stream(opened: &Opened, digest: &str) -> anyhow::Result<ByteStream> {
+    if let Some(bytes) = opened.store.in_memory(digest) {
+        let chunk: Result<bytes::Bytes, std::io::Error> = Ok(bytes::Bytes::from(bytes));
+        return Ok(Box::pin(futures_util::stream::iter([chunk])));
+    }
     if let Some((client, target)) = &opened.remote {
         let response = client.blob(&target.repository, digest).await?;
         return Ok(Box::pin(
@@ -222,7 +226,7 @@ async fn blob_stream(opened: &Opened, digest: &str) -> anyhow::Result<ByteStream
     )))
 }
 
-async fn push(
+pub(crate) async fn push(
     opened: &Opened,
     manifests: &[ManifestOut],
     client: Arc<registry::Client>,
@@ -288,7 +292,7 @@ async fn push(
 }
 
 /// Writes blobs into an OCI layout, verifying each digest; existing blobs are kept.
-fn write_layout(
+pub(crate) fn write_layout(
     opened: &Opened,
     manifests: &[ManifestOut],
     dir: &Path,
@@ -352,7 +356,7 @@ fn write_layout(
 /// Writes a `docker load`-able archive: config, uncompressed layers named by diff_id, and
 /// `manifest.json`. Each layer is decompressed to a temporary file first, because a tar
 /// header needs the size before the data.
-fn write_docker_archive(
+pub(crate) fn write_docker_archive(
     opened: &Opened,
     path: &Path,
     repo_tag: Option<&str>,

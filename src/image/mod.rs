@@ -36,10 +36,48 @@ pub trait BlobStore: Send + Sync {
         None
     }
 
+    /// The bytes of a blob the store holds in memory (new blobs not yet pushed anywhere).
+    fn in_memory(&self, _digest: &str) -> Option<Vec<u8>> {
+        None
+    }
+
     /// How many blobs to stream at once, when it differs from one per core (remote stores
     /// wait on the network, so they profit from more).
     fn parallelism(&self) -> Option<usize> {
         None
+    }
+}
+
+/// New blobs held in memory in front of another store.
+pub struct MemoryStore {
+    pub blobs: std::collections::HashMap<String, Vec<u8>>,
+    pub inner: std::sync::Arc<dyn BlobStore>,
+}
+
+impl BlobStore for MemoryStore {
+    fn open(&self, digest: &str) -> Result<Box<dyn Read + Send + '_>, Error> {
+        match self.blobs.get(digest) {
+            Some(bytes) => Ok(Box::new(std::io::Cursor::new(bytes.as_slice()))),
+            None => self.inner.open(digest),
+        }
+    }
+    fn manifest(&self, digest: &str) -> Result<Vec<u8>, Error> {
+        match self.blobs.get(digest) {
+            Some(bytes) => Ok(bytes.clone()),
+            None => self.inner.manifest(digest),
+        }
+    }
+    fn size(&self, digest: &str) -> Option<u64> {
+        self.blobs
+            .get(digest)
+            .map(|b| b.len() as u64)
+            .or_else(|| self.inner.size(digest))
+    }
+    fn in_memory(&self, digest: &str) -> Option<Vec<u8>> {
+        self.blobs.get(digest).cloned()
+    }
+    fn parallelism(&self) -> Option<usize> {
+        self.inner.parallelism()
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod common;
 mod hostile;
+mod inject;
 mod policy;
 mod registry;
 mod report;

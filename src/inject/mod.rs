@@ -1,0 +1,11 @@
+//! Trust injection: plans and builds the one layer that makes every trust store of an image
+//! trust new CAs, plus the edited config.
+//!
+//! Pure: it works from the image's final filesystem view and file contents handed in, and
+//! returns layer bytes and JSON; reading blobs and pushing belong to `commands::inject`.
+
+pub mod build;
+pub mod fsview;
+pub mod java;
+pub mod plan;
+pub mod subject_hash;

@@ -1,0 +1,733 @@
+//! `ocicert inject`: trust stores of real layouts (Debian rootfs proven in a chroot with openssl
+//! and curl; Alpine, RHEL, Java and certifi layouts), idempotency, multi-platform, pushes that
+//! upload only new blobs, and bad input.
+
+use crate::common::*;
+use crate::support::{FlakyProxy, Registry, Setup};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A test PKI: a CA and a server certificate for 127.0.0.1 signed by it.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n).display().to_string();
+        let run = |args: &[&str]| {
+            assert!(
+                Command::new("openssl")
+                    .args(args)
+                    .output()
+                    .unwrap()
+                    .status
+                    .success(),
+                "openssl {args:?}"
+            )
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Inject Test Root/O=ocicert tests",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &p("server.key"),
+            "-out",
+            &p("server.csr"),
+            "-subj",
+            "/CN=localhost",
+        ]);
+        fs_err::write(dir.path().join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n").unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &p("server.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-out",
+            &p("server.pem"),
+            "-days",
+            "30",
+            "-extfile",
+            &p("ext.cnf"),
+        ]);
+        Self { dir }
+    }
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+/// The entries of the last layer of an OCI layout image: path → (type, bytes or link target).
+fn top_layer(layout: &Path, tag: &str) -> BTreeMap<String, (char, Vec<u8>)> {
+    let manifest = image_manifest(layout, tag);
+    let digest = manifest["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob = fs_err::read(layout.join("blobs/sha256").join(&digest[7..])).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+    let mut out = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = format!(
+            "/{}",
+            entry
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_end_matches('/')
+        );
+        let header = entry.header();
+        assert_eq!(
+            (
+                header.mtime().unwrap(),
+                header.uid().unwrap(),
+                header.gid().unwrap()
+            ),
+            (0, 0, 0),
+            "reproducible metadata"
+        );
+        let kind = match header.entry_type() {
+            tar::EntryType::Directory => 'd',
+            tar::EntryType::Symlink => 'l',
+            _ => 'f',
+        };
+        let content = if kind == 'l' {
+            entry
+                .link_name()
+                .unwrap()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+                .into_bytes()
+        } else {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            bytes
+        };
+        out.insert(path, (kind, content));
+    }
+    out
+}
+
+fn image_manifest(layout: &Path, tag: &str) -> Value {
+    let index: Value =
+        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap()
+        .clone();
+    let bytes = fs_err::read(
+        layout
+            .join("blobs/sha256")
+            .join(&entry["digest"].as_str().unwrap()[7..]),
+    )
+    .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn config_of(layout: &Path, tag: &str) -> Value {
+    let manifest = image_manifest(layout, tag);
+    serde_json::from_slice(
+        &fs_err::read(
+            layout
+                .join("blobs/sha256")
+                .join(&manifest["config"]["digest"].as_str().unwrap()[7..]),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+fn inject(source: &str, ca: &str, to: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["inject", source, "--ca", ca, "--to", to];
+    args.extend_from_slice(extra);
+    ocicert(&args)
+}
+
+fn count_certs(bytes: &[u8]) -> usize {
+    String::from_utf8_lossy(bytes)
+        .matches("-----BEGIN CERTIFICATE-----")
+        .count()
+}
+
+#[test]
+fn alpine_layout_gets_bundle_anchor_and_hash_link_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&dir.path().join("src"));
+    let base = gz_layer(&[
+        Entry::File(
+            "etc/os-release",
+            b"NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.0\n".to_vec(),
+        ),
+        Entry::Dir("etc/ssl/certs/"),
+        Entry::File(
+            "etc/ssl/certs/ca-certificates.crt",
+            fixture("certs/intermediate.pem"),
+        ),
+        Entry::Symlink("etc/ssl/cert.pem", "certs/ca-certificates.crt"),
+        Entry::File("bin/busybox", b"\x7fELF".to_vec()),
+        Entry::Symlink("bin/sh", "/bin/busybox"),
+    ]);
+    let descriptor = layout.image(
+        &[base],
+        json!({"config": {"Cmd": ["/bin/sh"]}}),
+        ("linux", "amd64"),
+    );
+    layout.tag(descriptor, "base").write();
+    let pki = Pki::new();
+    let out = dir.path().join("out");
+    let run = inject(
+        &format!("oci:{}:base", dir.path().join("src").display()),
+        &pki.path("ca.pem"),
+        &format!("oci:{}:v1", out.display()),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("Alpine"), "{}", run.stderr);
+    let files = top_layer(&out, "v1");
+    let bundle = &files["/etc/ssl/certs/ca-certificates.crt"];
+    assert_eq!(
+        count_certs(&bundle.1),
+        2,
+        "existing CA kept, new CA appended once"
+    );
+    assert!(
+        !files.contains_key("/etc/ssl/cert.pem"),
+        "the symlink is resolved inside the image, not replaced"
+    );
+    let anchors: Vec<_> = files
+        .keys()
+        .filter(|p| {
+            p.starts_with("/usr/local/share/ca-certificates/ocicert-") && p.ends_with(".crt")
+        })
+        .collect();
+    assert_eq!(anchors.len(), 1, "{files:?}");
+    let hash = String::from_utf8(
+        Command::new("openssl")
+            .args([
+                "x509",
+                "-noout",
+                "-subject_hash",
+                "-in",
+                &pki.path("ca.pem"),
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let link = &files[&format!("/etc/ssl/certs/{}.0", hash.trim())];
+    assert_eq!(link.0, 'l');
+    assert!(
+        files.contains_key(&format!(
+            "/etc/ssl/certs/{}",
+            String::from_utf8_lossy(&link.1)
+        )),
+        "the hash link points at a file in the layer"
+    );
+    let config = config_of(&out, "v1");
+    assert_eq!(config["config"]["Cmd"], json!(["/bin/sh"]), "Cmd is kept");
+    assert!(config["config"]["Env"].as_array().unwrap().contains(&json!(
+        "NODE_EXTRA_CA_CERTS=/usr/local/share/ocicert/injected-cas.pem"
+    )));
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        config["history"].as_array().unwrap().last().unwrap()["comment"],
+        "ocicert: trust injection"
+    );
+}
+
+#[test]
+fn rhel_layout_with_java_and_certifi_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&dir.path().join("src"));
+    let base = gz_layer(&[
+        Entry::File(
+            "etc/os-release",
+            b"NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\n".to_vec(),
+        ),
+        Entry::File(
+            "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+            fixture("certs/intermediate.pem"),
+        ),
+        Entry::Symlink(
+            "etc/pki/tls/certs/ca-bundle.crt",
+            "../../ca-trust/extracted/pem/tls-ca-bundle.pem",
+        ),
+        Entry::File(
+            "etc/pki/ca-trust/extracted/java/cacerts",
+            fixture("certs/truststore.jks"),
+        ),
+        Entry::Symlink(
+            "usr/lib/jvm/jre-17/lib/security/cacerts",
+            "/etc/pki/ca-trust/extracted/java/cacerts",
+        ),
+        Entry::File(
+            "usr/lib/python3.11/site-packages/certifi/cacert.pem",
+            fixture("certs/intermediate.pem"),
+        ),
+        Entry::File(
+            "usr/lib/python3.11/site-packages/pip/_vendor/certifi/cacert.pem",
+            fixture("certs/root-ca.pem"),
+        ),
+    ]);
+    let descriptor = layout.image(&[base], json!({}), ("linux", "amd64"));
+    layout.tag(descriptor, "base").write();
+    let pki = Pki::new();
+    let out = dir.path().join("out");
+    let source = format!("oci:{}:base", dir.path().join("src").display());
+    let run = inject(
+        &source,
+        &pki.path("ca.pem"),
+        &format!("oci:{}:v1", out.display()),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let files = top_layer(&out, "v1");
+    assert_eq!(
+        count_certs(&files["/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"].1),
+        2
+    );
+    assert!(
+        files
+            .keys()
+            .any(|p| p.starts_with("/etc/pki/ca-trust/source/anchors/ocicert-")),
+        "{:?}",
+        files.keys()
+    );
+    assert_eq!(
+        count_certs(&files["/usr/lib/python3.11/site-packages/certifi/cacert.pem"].1),
+        2
+    );
+    assert_eq!(
+        count_certs(&files["/usr/lib/python3.11/site-packages/pip/_vendor/certifi/cacert.pem"].1),
+        2
+    );
+
+    // The Java store (reached through a symlink) opens in keytool with the new entry.
+    let cacerts = dir.path().join("cacerts");
+    fs_err::write(
+        &cacerts,
+        &files["/etc/pki/ca-trust/extracted/java/cacerts"].1,
+    )
+    .unwrap();
+    let listing = Command::new("keytool")
+        .args([
+            "-list",
+            "-keystore",
+            cacerts.to_str().unwrap(),
+            "-storepass",
+            "changeit",
+        ])
+        .output()
+        .expect("keytool (openjdk-17-jre-headless)");
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.status.success() && text.contains("ocicert-") && text.contains("3 entries"),
+        "{text}"
+    );
+
+    // A wrong Java store password is a clear error, not a broken store.
+    let wrong = inject(
+        &source,
+        &pki.path("ca.pem"),
+        &format!("oci:{}:v2", out.display()),
+        &["--java-store-password", "nope"],
+    );
+    assert_eq!(wrong.code, 2);
+    assert!(
+        wrong.stderr.contains("cacerts") && wrong.stderr.contains("password"),
+        "{}",
+        wrong.stderr
+    );
+}
+
+#[test]
+fn scratch_gets_a_bundle_and_ssl_cert_file_and_user_env_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&dir.path().join("src"));
+    let app = gz_layer(&[Entry::File("app", b"\x7fELF static binary".to_vec())]);
+    let descriptor = layout.image(
+        &[app],
+        json!({"config": {"Env": ["NODE_EXTRA_CA_CERTS=/mine.pem"], "Entrypoint": ["/app"]}}),
+        ("linux", "amd64"),
+    );
+    layout.tag(descriptor, "base").write();
+    let pki = Pki::new();
+    let out = dir.path().join("out");
+    let source = format!("oci:{}:base", dir.path().join("src").display());
+    let run = inject(
+        &source,
+        &pki.path("ca.pem"),
+        &format!("oci:{}:v1", out.display()),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("keep env NODE_EXTRA_CA_CERTS=/mine.pem"),
+        "{}",
+        run.stderr
+    );
+    let files = top_layer(&out, "v1");
+    assert_eq!(
+        count_certs(&files["/etc/ssl/certs/ca-certificates.crt"].1),
+        1
+    );
+    let env = config_of(&out, "v1")["config"]["Env"].clone();
+    assert!(
+        env.as_array()
+            .unwrap()
+            .contains(&json!("SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt")),
+        "{env}"
+    );
+    assert!(
+        env.as_array()
+            .unwrap()
+            .contains(&json!("NODE_EXTRA_CA_CERTS=/mine.pem")),
+        "{env}"
+    );
+    assert_eq!(
+        config_of(&out, "v1")["config"]["Entrypoint"],
+        json!(["/app"])
+    );
+
+    let overridden = inject(
+        &source,
+        &pki.path("ca.pem"),
+        &format!("oci:{}:v2", out.display()),
+        &["--env-override"],
+    );
+    assert_eq!(overridden.code, 0, "{}", overridden.stderr);
+    let env = config_of(&out, "v2")["config"]["Env"].clone();
+    assert!(
+        env.as_array().unwrap().contains(&json!(
+            "NODE_EXTRA_CA_CERTS=/usr/local/share/ocicert/injected-cas.pem"
+        )),
+        "{env}"
+    );
+}
+
+#[test]
+fn injection_is_idempotent_replaces_its_own_layer_and_covers_every_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&dir.path().join("src"));
+    let base = || {
+        gz_layer(&[
+            Entry::File("etc/os-release", b"ID=debian\n".to_vec()),
+            Entry::File(
+                "etc/ssl/certs/ca-certificates.crt",
+                fixture("certs/intermediate.pem"),
+            ),
+            Entry::File("bin/sh", b"sh".to_vec()),
+        ])
+    };
+    let amd = layout.image(&[base()], json!({}), ("linux", "amd64"));
+    let arm = layout.image(&[base()], json!({}), ("linux", "arm64"));
+    let index = layout.index_of(&[amd, arm]);
+    layout.tag(index, "multi").write();
+    let source = format!("oci:{}:multi", dir.path().join("src").display());
+    let (first, second) = (Pki::new(), Pki::new());
+    let out = dir.path().join("out");
+    let once = inject(
+        &source,
+        &first.path("ca.pem"),
+        &format!("oci:{}:a", out.display()),
+        &[],
+    );
+    assert_eq!(once.code, 0, "{}", once.stderr);
+    let index: Value = image_manifest(&out, "a");
+    assert_eq!(
+        index["manifests"].as_array().unwrap().len(),
+        2,
+        "every platform, index re-assembled"
+    );
+    let again = inject(
+        &format!("oci:{}:a", out.display()),
+        &first.path("ca.pem"),
+        &format!("oci:{}:b", out.display()),
+        &[],
+    );
+    assert_eq!(
+        again.stdout, once.stdout,
+        "injecting the same CA again changes nothing"
+    );
+    let replaced = inject(
+        &format!("oci:{}:a", out.display()),
+        &second.path("ca.pem"),
+        &format!("oci:{}:c", out.display()),
+        &["--platform", "linux/arm64"],
+    );
+    assert_eq!(replaced.code, 0, "{}", replaced.stderr);
+    let manifest = image_manifest(&out, "c");
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        2,
+        "the earlier ocicert layer is replaced, not stacked"
+    );
+    let files = top_layer(&out, "c");
+    let bundle =
+        String::from_utf8_lossy(&files["/etc/ssl/certs/ca-certificates.crt"].1).into_owned();
+    assert_eq!(
+        count_certs(bundle.as_bytes()),
+        2,
+        "base CA plus only the second CA"
+    );
+    let dry = ocicert(&[
+        "inject",
+        &source,
+        "--ca",
+        &first.path("ca.pem"),
+        "--dry-run",
+    ]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout.contains("/etc/ssl/certs/ca-certificates.crt")
+            && dry.stdout.contains("NODE_EXTRA_CA_CERTS"),
+        "{}",
+        dry.stdout
+    );
+}
+
+#[test]
+fn bad_inputs_are_refused_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&dir.path().join("src"));
+    let descriptor = layout.image(
+        &[gz_layer(&[Entry::File("a", b"a".to_vec())])],
+        json!({}),
+        ("windows", "amd64"),
+    );
+    layout.tag(descriptor, "win").write();
+    let pki = Pki::new();
+    let not_pem = dir.path().join("not.pem");
+    fs_err::write(&not_pem, "hello").unwrap();
+    let source = format!("oci:{}:win", dir.path().join("src").display());
+    let to = format!("oci:{}:x", dir.path().join("out").display());
+    let run = inject(&source, not_pem.to_str().unwrap(), &to, &[]);
+    assert!(
+        run.code == 2 && run.stderr.contains("holds no PEM certificate"),
+        "{}",
+        run.stderr
+    );
+    let leaf = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/certs/leaf.pem");
+    let run = inject(&source, leaf.to_str().unwrap(), &to, &[]);
+    assert!(
+        run.code == 2
+            && run.stderr.contains("not a CA certificate")
+            && run.stderr.contains("--allow-non-ca"),
+        "{}",
+        run.stderr
+    );
+    let run = inject(&source, &pki.path("ca.pem"), &to, &[]);
+    assert!(
+        run.code == 2 && run.stderr.contains("only Linux images"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A real Debian root filesystem (debootstrap), injected, unpacked with umoci and used in a
+/// chroot: openssl and curl trust the CA with their default stores, also after
+/// update-ca-certificates. The push to a real registry uploads only the new blobs.
+#[test]
+fn debian_rootfs_trusts_the_ca_in_a_chroot_and_pushes_only_new_blobs() {
+    require("debootstrap", "debootstrap");
+    require("umoci", "umoci");
+    require("chroot", "coreutils");
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("rootfs");
+    let status = Command::new("debootstrap")
+        .args([
+            "--variant=minbase",
+            "--include=ca-certificates,curl,openssl",
+            "bookworm",
+        ])
+        .arg(&rootfs)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "debootstrap failed");
+    let layer_path = dir.path().join("rootfs.tar.gz");
+    assert!(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .args(["-czf"])
+            .arg(&layer_path)
+            .args(["--numeric-owner", "."])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut layout = Layout::new(&dir.path().join("src"));
+    let blob = Blob {
+        bytes: fs_err::read(&layer_path).unwrap(),
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip",
+    };
+    let descriptor = layout.image(
+        &[blob],
+        json!({"config": {"Cmd": ["/bin/bash"]}}),
+        ("linux", "amd64"),
+    );
+    layout.tag(descriptor, "base").write();
+    let source = format!("oci:{}:base", dir.path().join("src").display());
+    let pki = Pki::new();
+    let out = dir.path().join("out");
+    let run = inject(
+        &source,
+        &pki.path("ca.pem"),
+        &format!("oci:{}:injected", out.display()),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("Debian"), "{}", run.stderr);
+
+    let bundle = dir.path().join("bundle");
+    let unpack = Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:injected", out.display())])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        unpack.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&unpack.stderr)
+    );
+    let root = bundle.join("rootfs");
+    fs_err::copy(pki.path("server.pem"), root.join("tmp/server.pem")).unwrap();
+    let in_chroot = |args: &[&str]| {
+        Command::new("chroot")
+            .arg(&root)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let verify = in_chroot(&["openssl", "verify", "/tmp/server.pem"]);
+    assert!(
+        verify.status.success(),
+        "openssl verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    let port = crate::support::free_port();
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-www",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            &pki.path("server.pem"),
+            "-key",
+            &pki.path("server.key"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        && started.elapsed() < std::time::Duration::from_secs(10)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("https://127.0.0.1:{port}/");
+    let curl = in_chroot(&["curl", "-sS", "-o", "/dev/null", &url]);
+    let update = in_chroot(&["update-ca-certificates"]);
+    let curl_after = in_chroot(&["curl", "-sS", "-o", "/dev/null", &url]);
+    let verify_after = in_chroot(&["openssl", "verify", "/tmp/server.pem"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        curl.status.success(),
+        "curl with the default store: {}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+    assert!(
+        update.status.success(),
+        "update-ca-certificates: {}",
+        String::from_utf8_lossy(&update.stderr)
+    );
+    assert!(
+        curl_after.status.success(),
+        "curl after update-ca-certificates: {}",
+        String::from_utf8_lossy(&curl_after.stderr)
+    );
+    assert!(
+        verify_after.status.success(),
+        "openssl verify after update-ca-certificates"
+    );
+
+    // Push: the base layer is already in the registry, so only the new layer and config move.
+    let registry = Registry::start(Setup::Plain);
+    registry.push(&source, "deb/app:base");
+    let proxy = FlakyProxy::start(&registry.host(), 0);
+    let via_proxy = format!("127.0.0.1:{}", proxy.port);
+    let pushed = inject(
+        &format!("{via_proxy}/deb/app:base"),
+        &pki.path("ca.pem"),
+        &format!("{via_proxy}/deb/app:injected"),
+        &["--insecure"],
+    );
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    let log = fs_err::read_to_string(&proxy.log).unwrap();
+    // Upload sessions start with a POST through the proxy (the registry's Location then points
+    // at itself); existing blobs answer 200 to HEAD and are skipped.
+    let uploads = log
+        .lines()
+        .filter(|l| l.starts_with("202 POST") && l.contains("/blobs/uploads/"))
+        .count();
+    assert_eq!(
+        uploads, 2,
+        "only the new layer and the new config are uploaded:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("200 HEAD") && l.contains("/blobs/")),
+        "the base layer is found by HEAD:\n{log}"
+    );
+    let inspected = registry.skopeo_inspect("deb/app:injected");
+    assert_eq!(inspected["Layers"].as_array().unwrap().len(), 2);
+    assert_eq!(inspected["Digest"].as_str().unwrap(), pushed.stdout.trim());
+    let _ = PathBuf::new();
+}
