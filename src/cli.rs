@@ -27,6 +27,10 @@ pub enum Command {
     Copy(CopyArgs),
     /// Add CA certificates to every trust store of an image, as one new layer.
     Inject(InjectArgs),
+    /// Sign an image in a registry with a cosign key (cosign-compatible signature).
+    Sign(SignArgs),
+    /// Write a cosign-format key pair (`cosign.key`, encrypted, and `cosign.pub`).
+    GenerateKeyPair(GenerateKeyPairArgs),
     /// List the rules with their ids, default severities and summaries.
     Rules,
 }
@@ -44,6 +48,47 @@ pub struct RegistryArgs {
     /// Extra CA certificates (PEM) to trust for registries, next to the system roots.
     #[arg(long = "ca-file", value_name = "PEM")]
     pub ca_files: Vec<std::path::PathBuf>,
+    /// Require a cosign signature on the source image that this public key verifies
+    /// (repeatable: any key may match).
+    #[arg(long = "verify-key", value_name = "PUB")]
+    pub verify_keys: Vec<std::path::PathBuf>,
+}
+
+/// Signing options of commands that push.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SigningArgs {
+    /// Sign the pushed image with this cosign private key.
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<std::path::PathBuf>,
+    /// File whose first line is the key password (default: COSIGN_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub key_password_file: Option<std::path::PathBuf>,
+}
+
+/// Arguments of `ocicert sign`.
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// The registry image to sign (tag or digest).
+    pub image: String,
+    /// cosign private key (`ENCRYPTED SIGSTORE PRIVATE KEY` or `ENCRYPTED COSIGN PRIVATE KEY`).
+    #[arg(long)]
+    pub key: std::path::PathBuf,
+    /// File whose first line is the key password (default: COSIGN_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub key_password_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Arguments of `ocicert generate-key-pair`.
+#[derive(Debug, clap::Args)]
+pub struct GenerateKeyPairArgs {
+    /// Write `<prefix>.key` and `<prefix>.pub`.
+    #[arg(long, default_value = "cosign")]
+    pub output_key_prefix: String,
+    /// File whose first line is the key password (default: COSIGN_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub key_password_file: Option<std::path::PathBuf>,
 }
 
 /// Where scan results of layers are cached.
@@ -81,6 +126,8 @@ pub struct CopyArgs {
     pub chunk_bytes: u64,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub signing: SigningArgs,
 }
 
 /// The level at which `scan` exits with status 1.
@@ -238,8 +285,13 @@ pub struct InjectArgs {
     /// Credentials for the destination registry (default: --creds).
     #[arg(long, value_name = "USER:PASS")]
     pub dest_creds: Option<String>,
+    /// Attach a DSSE-signed in-toto attestation of what was injected (needs --sign-key).
+    #[arg(long, requires = "sign_key")]
+    pub attest: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub signing: SigningArgs,
     #[command(flatten)]
     pub cache: CacheArgs,
 }

@@ -22,5 +22,6 @@ pub mod policy;
 pub mod registry;
 pub mod report;
 pub mod scan;
+pub mod sign;
 pub mod truststore;
 pub mod x509;

@@ -43,6 +43,8 @@ fn main() -> ExitCode {
         Command::Scan(args) => commands::scan::run(args, &runtime, &mut out),
         Command::Copy(args) => commands::copy::run(args, &runtime, &mut out),
         Command::Inject(args) => commands::inject::run(args, &runtime, &mut out),
+        Command::Sign(args) => commands::sign::run(args, &runtime, &mut out),
+        Command::GenerateKeyPair(args) => commands::sign::generate(args, &mut out),
         Command::Rules => commands::rules(&mut out),
     };
     let flushed = std::io::Write::flush(&mut out);

@@ -46,18 +46,45 @@ pub fn run(
         platform,
     };
     let options = source::registry_options(&args.registry, args.src_creds.as_deref())?;
-    let opened = source::open(&args.source, &selection, options, runtime)?;
+    let opened = source::open(
+        &args.source,
+        &selection,
+        options,
+        &args.registry.verify_keys,
+        runtime,
+    )?;
     let manifests = manifests(&opened)?;
-    let digest = match Reference::parse(&args.destination)? {
+    let destination = Reference::parse(&args.destination)?;
+    let signer = match &args.signing.sign_key {
+        Some(_) if !matches!(destination, Reference::Registry { .. }) => {
+            bail!("--sign-key needs a registry destination: signatures are stored in the registry")
+        }
+        Some(key) => Some(super::sign::load_signer(
+            key,
+            args.signing.key_password_file.as_deref(),
+        )?),
+        None => None,
+    };
+    let digest = match destination {
         Reference::Registry { reference } => {
             let target = Target::parse(&reference).map_err(|reason| {
                 anyhow!("`{reference}` is not a valid image reference: {reason}")
             })?;
             let options = source::registry_options(&args.registry, args.dest_creds.as_deref())?;
             let client = source::client(&target, options)?;
-            runtime
-                .block_on(push(&opened, &manifests, client, &target, args.chunk_bytes))
-                .with_context(|| format!("failed to push to `{reference}`"))?
+            let digest = runtime
+                .block_on(push(
+                    &opened,
+                    &manifests,
+                    client.clone(),
+                    &target,
+                    args.chunk_bytes,
+                ))
+                .with_context(|| format!("failed to push to `{reference}`"))?;
+            if let Some(signer) = &signer {
+                runtime.block_on(super::sign::sign_digest(&client, &target, &digest, signer))?;
+            }
+            digest
         }
         Reference::OciDir { path, tag } => write_layout(&opened, &manifests, &path, tag.as_deref())
             .with_context(|| format!("failed to write `{}`", args.destination))?,

@@ -283,7 +283,13 @@ pub fn run(
         platform,
     };
     let options = source::registry_options(&args.registry, args.src_creds.as_deref())?;
-    let opened = source::open(&args.image, &selection, options, runtime)?;
+    let opened = source::open(
+        &args.image,
+        &selection,
+        options,
+        &args.registry.verify_keys,
+        runtime,
+    )?;
     if opened.images.is_empty() {
         bail!("`{}` holds no image", args.image);
     }
@@ -317,22 +323,48 @@ pub fn run(
         remote: opened.remote.clone(),
     };
     let manifests: Vec<ManifestOut> = copy::manifests(&result)?;
-    let digest = match Reference::parse(destination)? {
+    let parsed_destination = Reference::parse(destination)?;
+    let signer = match &args.signing.sign_key {
+        Some(_) if !matches!(parsed_destination, Reference::Registry { .. }) => {
+            bail!("--sign-key needs a registry destination: signatures are stored in the registry")
+        }
+        Some(key) => Some(super::sign::load_signer(
+            key,
+            args.signing.key_password_file.as_deref(),
+        )?),
+        None => None,
+    };
+    let digest = match parsed_destination {
         Reference::Registry { reference } => {
             let target = Target::parse(&reference).map_err(|reason| {
                 anyhow!("`{reference}` is not a valid image reference: {reason}")
             })?;
             let options = source::registry_options(&args.registry, args.dest_creds.as_deref())?;
             let client = source::client(&target, options)?;
-            runtime
+            let digest = runtime
                 .block_on(copy::push(
                     &result,
                     &manifests,
-                    client,
+                    client.clone(),
                     &target,
                     64 * 1024 * 1024,
                 ))
-                .with_context(|| format!("failed to push to `{reference}`"))?
+                .with_context(|| format!("failed to push to `{reference}`"))?;
+            if let Some(signer) = &signer {
+                runtime.block_on(super::sign::sign_digest(&client, &target, &digest, signer))?;
+                if args.attest {
+                    let predicate = attestation(&result, &args.image, &cas, cache.as_ref())?;
+                    runtime.block_on(super::sign::attest(
+                        &client,
+                        &target,
+                        &digest,
+                        signer,
+                        ATTESTATION_TYPE,
+                        predicate,
+                    ))?;
+                }
+            }
+            digest
         }
         Reference::OciDir { path, tag } => {
             copy::write_layout(&result, &manifests, &path, tag.as_deref())
@@ -356,6 +388,48 @@ pub fn run(
         fs_err::write(path, format!("{digest}\n"))?;
     }
     Ok(Status::Clean)
+}
+
+/// The predicate type of ocicert's injection attestation.
+pub const ATTESTATION_TYPE: &str = "https://ocicert.dev/attestation/inject/v1";
+
+/// What the attestation says: the base, the injected CAs, the enrollment stub (none yet), and
+/// the scan summary of the result.
+fn attestation(
+    result: &Opened,
+    reference: &str,
+    cas: &[Ca],
+    cache: Option<&crate::cache::Cache>,
+) -> anyhow::Result<Value> {
+    let settings = crate::scan::Settings {
+        options: crate::detect::Options::default(),
+        context: crate::analyze::Context {
+            now: time::OffsetDateTime::now_utc().unix_timestamp(),
+            expiry_warn_days: 30,
+        },
+        threads: 0,
+        cache: cache.cloned(),
+    };
+    let reports =
+        crate::scan::scan_images(result.store.as_ref(), &result.images, &settings, &|_, _| {})?;
+    let report = crate::report::Report::new(reference, settings.context.now, reports);
+    let bases: Vec<Value> = result
+        .images
+        .iter()
+        .map(|image| {
+            serde_json::json!({
+                "platform": image.platform.as_ref().map(ToString::to_string),
+                "name": image.config.pointer("/config/Labels/org.opencontainers.image.base.name"),
+                "digest": image.config.pointer("/config/Labels/org.opencontainers.image.base.digest"),
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "base": bases,
+        "cas": cas.iter().map(|ca| serde_json::json!({"subject": ca.info.subject, "fingerprint": ca.info.fingerprint})).collect::<Vec<_>>(),
+        "stub": null,
+        "scan": report.summary,
+    }))
 }
 
 /// Tars a directory (an OCI layout) into `destination`, entries sorted, times zeroed.

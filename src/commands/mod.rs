@@ -4,6 +4,7 @@
 pub mod copy;
 pub mod inject;
 pub mod scan;
+pub mod sign;
 pub mod source;
 
 use std::process::ExitCode;

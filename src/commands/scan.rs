@@ -102,7 +102,13 @@ pub fn run(
         ],
         _ => {
             let options = super::source::registry_options(&args.registry, None)?;
-            let opened = super::source::open(&args.image, &selection, options, runtime)?;
+            let opened = super::source::open(
+                &args.image,
+                &selection,
+                options,
+                &args.registry.verify_keys,
+                runtime,
+            )?;
             scan_with_progress(
                 opened.store.as_ref(),
                 &opened.images,

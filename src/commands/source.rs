@@ -56,9 +56,16 @@ pub fn open(
     text: &str,
     selection: &Selection,
     options: registry::Options,
+    verify_keys: &[std::path::PathBuf],
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<Opened> {
     let failed = || format!("failed to open `{text}`");
+    let verifiers = super::sign::load_verifiers(verify_keys)?;
+    if !verifiers.is_empty() && !matches!(Reference::parse(text), Ok(Reference::Registry { .. })) {
+        bail!(
+            "--verify-key needs a registry image: cosign signatures live in the registry, next to the image"
+        );
+    }
     match Reference::parse(text).with_context(failed)? {
         Reference::Dir { .. } => bail!("`{text}` is a directory, not an image"),
         Reference::OciDir { path, tag } | Reference::OciArchive { path, tag } => {
@@ -90,6 +97,9 @@ pub fn open(
             let (bytes, media_type, digest) = runtime
                 .block_on(client.manifest(&target.repository, target.manifest_reference()))
                 .with_context(failed)?;
+            if !verifiers.is_empty() {
+                runtime.block_on(super::sign::verify(&client, &target, &digest, &verifiers))?;
+            }
             let store = Arc::new(registry::store::Store::new(
                 client.clone(),
                 &target,

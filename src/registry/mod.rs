@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod push;
+pub mod signatures;
 pub mod store;
 
 use crate::image::manifest::MAX_MANIFEST;

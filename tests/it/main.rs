@@ -9,5 +9,6 @@ mod policy;
 mod registry;
 mod report;
 mod scan;
+mod signing;
 mod sources;
 mod support;
