@@ -21,5 +21,7 @@ pub mod policy;
 pub mod registry;
 pub mod report;
 pub mod scan;
+pub mod serve;
+pub mod store;
 pub mod truststore;
 pub mod x509;

@@ -3,6 +3,7 @@
 
 pub mod copy;
 pub mod scan;
+pub mod serve;
 pub mod source;
 
 use std::process::ExitCode;
