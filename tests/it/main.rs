@@ -8,5 +8,6 @@ mod policy;
 mod registry;
 mod report;
 mod scan;
+mod serve;
 mod sources;
 mod support;
