@@ -107,7 +107,7 @@ pub struct Notify {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: Option<PathBuf>,
-    /// Scans at the same time in this process.
+    /// Scans at the same time in this process (0: only accept webhooks).
     pub workers: usize,
     /// How long a claimed job stays owned without a heartbeat.
     pub lease: Duration,
@@ -412,10 +412,8 @@ pub fn parse(
             "no `[[registry]]` is allowed: list the registries and repositories to scan".into(),
         );
     }
+    // 0 workers: a webhook front end that only enqueues (with PostgreSQL, other processes scan).
     let workers = raw.workers.unwrap_or(2);
-    if workers == 0 {
-        problems.push("`workers` must be at least 1".into());
-    }
     let lease = raw.lease_seconds.unwrap_or(60);
     if lease < 2 {
         problems.push("`lease_seconds` must be at least 2".into());
@@ -506,7 +504,7 @@ mod tests {
             Path::new("serve.toml"),
             r#"
             listen = "nowhere"
-            workers = 0
+            workers = 1
             [hooks.github]
             secret_env = "MISSING"
             [notify]
@@ -521,7 +519,6 @@ mod tests {
             "`listen = \"nowhere\"`",
             "`MISSING` is not set",
             "no `[[registry]]`",
-            "`workers` must be at least 1",
             "not an http(s) URL",
             "`threshold = \"huge\"`",
         ] {
