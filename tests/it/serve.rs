@@ -124,7 +124,13 @@ fn pushes_are_scanned_and_served() {
     );
     let sink = HookSink::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &registry, Some(&sink), "");
+    // Docker Hub and GitHub deliveries are pointed at the local registry (a mirror).
+    let hub = format!(
+        "[hooks.dockerhub]\nsecret = \"hub-secret\"\nregistry = \"{0}\"\n\
+         [hooks.github]\nsecret = \"gh-secret\"\nregistry = \"{0}\"\n",
+        registry.host()
+    );
+    let config = config(dir.path(), &registry, Some(&sink), &hub);
     let service = Service::start(&config, &dir.path().join("data"), port, &[], &[]);
 
     let local = image(&dir.path().join("a"), "a");
@@ -178,6 +184,74 @@ fn pushes_are_scanned_and_served() {
         (scans[0]["state"].as_str(), scans[0]["attempts"].as_u64()),
         (Some("done"), Some(1))
     );
+
+    // Docker Hub: the tag is resolved with HEAD on the (mirror) registry; same digest, no new job.
+    let hub_payload = String::from_utf8(
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/webhooks/dockerhub.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+    .replace("exampleorg/webapp", "team/app")
+    .replace("1.4.2", "v1");
+    let (status, body) = http(
+        "POST",
+        &service.url("/hooks/dockerhub/hub-secret"),
+        &[],
+        Some(hub_payload.as_bytes()),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["duplicates"],
+        1,
+        "{body}"
+    );
+    let (status, _) = http(
+        "POST",
+        &service.url("/hooks/dockerhub/wrong"),
+        &[],
+        Some(hub_payload.as_bytes()),
+    );
+    assert_eq!(status, 401);
+    // GitHub: HMAC-signed `package` event naming the digest.
+    let gh_payload = String::from_utf8(
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/webhooks/github-package.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+    .replace("\"ExampleOrg\"", "\"team\"")
+    .replace("\"webapp\"", "\"app\"")
+    .replace(
+        "sha256:4039eae5bb01d163c6c571327860b577082a5682aefc27a47aacca4a2df42c9a",
+        &digest,
+    );
+    let signature = format!(
+        "X-Hub-Signature-256: {}",
+        ocicert::serve::hooks::sign(b"gh-secret", gh_payload.as_bytes())
+    );
+    let github = service.url("/hooks/github");
+    let (status, body) = http(
+        "POST",
+        &github,
+        &["X-GitHub-Event: package", &signature],
+        Some(gh_payload.as_bytes()),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["duplicates"],
+        1,
+        "{body}"
+    );
+    let (status, _) = http(
+        "POST",
+        &github,
+        &["X-GitHub-Event: package", "X-Hub-Signature-256: sha256=00"],
+        Some(gh_payload.as_bytes()),
+    );
+    assert_eq!(status, 401);
 
     // Wrong secret: 401. A registry or repository outside the allowlist: 403, never contacted.
     let (status, _) = http(
