@@ -33,6 +33,31 @@ pub enum Command {
     GenerateKeyPair(GenerateKeyPairArgs),
     /// List the rules with their ids, default severities and summaries.
     Rules,
+    /// Run the webhook scanning service (see docs/serve.md).
+    Serve(ServeArgs),
+}
+
+/// Arguments of `ocicert serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The service configuration (TOML): listen address, webhook secrets, registry allowlist.
+    #[arg(long, value_name = "PATH")]
+    pub config: std::path::PathBuf,
+    /// Where the SQLite database and the layer cache live [default: `data_dir` of the config].
+    #[arg(long, env = "OCICERT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// `postgres://user@host:port/db` to share one queue between several processes
+    /// [default: SQLite in the data directory].
+    #[arg(
+        long,
+        env = "OCICERT_DATABASE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
+    /// Listen on this address instead of the config's `listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// How to reach registries (shared by every command that takes an image).

@@ -22,6 +22,8 @@ pub mod policy;
 pub mod registry;
 pub mod report;
 pub mod scan;
+pub mod serve;
 pub mod sign;
+pub mod store;
 pub mod truststore;
 pub mod x509;

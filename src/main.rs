@@ -46,8 +46,11 @@ fn main() -> ExitCode {
         Command::Sign(args) => commands::sign::run(args, &runtime, &mut out),
         Command::GenerateKeyPair(args) => commands::sign::generate(args, &mut out),
         Command::Rules => commands::rules(&mut out),
+        Command::Serve(args) => commands::serve::run(args, &runtime),
     };
     let flushed = std::io::Write::flush(&mut out);
+    // A stopped `serve` may leave scans running on the blocking pool; do not wait for them.
+    runtime.shutdown_background();
     match result.and_then(|status| flushed.map(|()| status).map_err(Into::into)) {
         Ok(status) => status.into(),
         Err(error) => {

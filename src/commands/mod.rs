@@ -4,6 +4,7 @@
 pub mod copy;
 pub mod inject;
 pub mod scan;
+pub mod serve;
 pub mod sign;
 pub mod source;
 

@@ -1,3 +1,4 @@
+// NOTE FOR THE SERVE ENGINEER: the full issue text is in ISSUE-8.md at the worktree root (it replaces the INSERT placeholder in your brief). Remove this line and that file before committing.
 //! Opening any image reference (registry or local) for a command: the one place that chooses
 //! the blob store and resolves platforms, shared by `scan` and `copy`.
 
@@ -94,34 +95,54 @@ pub fn open(
                 anyhow::anyhow!("`{reference}` is not a valid image reference: {reason}")
             })?;
             let client = client(&target, options)?;
-            let (bytes, media_type, digest) = runtime
-                .block_on(client.manifest(&target.repository, target.manifest_reference()))
-                .with_context(failed)?;
-            if !verifiers.is_empty() {
-                runtime.block_on(super::sign::verify(&client, &target, &digest, &verifiers))?;
-            }
-            let store = Arc::new(registry::store::Store::new(
-                client.clone(),
-                &target,
-                runtime.handle().clone(),
-            ));
-            store.remember(&digest, bytes.clone());
-            let descriptor = manifest::Descriptor {
-                media_type: manifest::media_type_of(&bytes).unwrap_or_else(|| media_type.clone()),
-                digest: digest.clone(),
-                size: bytes.len() as u64,
-                platform: None,
-                annotations: Default::default(),
-                urls: Vec::new(),
-            };
-            let images =
-                image::resolve(store.as_ref(), &descriptor, selection).with_context(failed)?;
-            Ok(Opened {
-                store,
-                images,
-                top: Some((bytes, descriptor.media_type, digest)),
-                remote: Some((client, target)),
-            })
+            open_registry(
+                text,
+                target,
+                client,
+                selection,
+                &verifiers,
+                runtime.handle(),
+            )
         }
     }
+}
+
+/// Opens a registry image with `client` and resolves the selected platforms; `handle` runs the
+/// HTTP requests (call it outside async code, for example in `spawn_blocking`).
+pub fn open_registry(
+    text: &str,
+    target: Target,
+    client: Arc<registry::Client>,
+    selection: &Selection,
+    verifiers: &[crate::sign::Verifier],
+    handle: &tokio::runtime::Handle,
+) -> anyhow::Result<Opened> {
+    let failed = || format!("failed to open `{text}`");
+    let (bytes, media_type, digest) = handle
+        .block_on(client.manifest(&target.repository, target.manifest_reference()))
+        .with_context(failed)?;
+    if !verifiers.is_empty() {
+        handle.block_on(super::sign::verify(&client, &target, &digest, verifiers))?;
+    }
+    let store = Arc::new(registry::store::Store::new(
+        client.clone(),
+        &target,
+        handle.clone(),
+    ));
+    store.remember(&digest, bytes.clone());
+    let descriptor = manifest::Descriptor {
+        media_type: manifest::media_type_of(&bytes).unwrap_or_else(|| media_type.clone()),
+        digest: digest.clone(),
+        size: bytes.len() as u64,
+        platform: None,
+        annotations: Default::default(),
+        urls: Vec::new(),
+    };
+    let images = image::resolve(store.as_ref(), &descriptor, selection).with_context(failed)?;
+    Ok(Opened {
+        store,
+        images,
+        top: Some((bytes, descriptor.media_type, digest)),
+        remote: Some((client, target)),
+    })
 }

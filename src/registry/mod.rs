@@ -26,6 +26,9 @@ use std::time::Duration;
 /// Media types accepted when pulling a manifest (schema 1 only so it can be refused clearly).
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json;q=0.9, application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.1";
 
+/// Requests that waited because a registry answered 429, in this process (for metrics).
+pub static RATE_LIMIT_WAITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// How to reach registries.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -353,6 +356,9 @@ impl Client {
                 || matches!(status.as_u16(), 500 | 502 | 503 | 504);
             if retryable && attempt < self.options.retries {
                 attempt += 1;
+                if status == StatusCode::TOO_MANY_REQUESTS {
+                    RATE_LIMIT_WAITS.fetch_add(1, Ordering::Relaxed);
+                }
                 let retry_after = response
                     .headers()
                     .get(header::RETRY_AFTER)
@@ -614,6 +620,41 @@ impl Client {
             }
         };
         Ok((bytes, media_type, digest))
+    }
+
+    /// The digest a tag points at, from a `HEAD` request (Docker Hub does not count `HEAD`
+    /// against its pull rate limit). Falls back to fetching the manifest when the registry
+    /// sends no `Docker-Content-Digest`.
+    pub async fn manifest_digest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<String, Error> {
+        let accept = [(header::ACCEPT, MANIFEST_ACCEPT.to_string())];
+        let response = self
+            .send(
+                Method::HEAD,
+                &format!("{repository}/manifests/{reference}"),
+                &Scope::pull(repository),
+                &accept,
+                None,
+            )
+            .await?;
+        if !response.status().is_success() {
+            return Err(self
+                .fail(response, &format!("manifest `{repository}:{reference}`"))
+                .await);
+        }
+        let digest = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .filter(|d| crate::image::digest::Digest::parse(d).is_some())
+            .map(str::to_string);
+        match digest {
+            Some(digest) => Ok(digest),
+            None => Ok(self.manifest(repository, reference).await?.2),
+        }
     }
 
     /// Opens a blob for streaming. Redirects to blob storage are followed without credentials.

@@ -9,6 +9,7 @@ mod policy;
 mod registry;
 mod report;
 mod scan;
+mod serve;
 mod signing;
 mod sources;
 mod support;

@@ -1,5 +1,6 @@
 //! Real components for the registry tests: Debian's `docker-registry` (CNCF distribution) in
-//! plain, TLS + htpasswd and token-auth setups, a token server, and a 429-injecting proxy, each
+//! plain, TLS + htpasswd and token-auth setups (optionally sending notifications), a token
+//! server, a 429-injecting proxy, a webhook sink, PostgreSQL and `ocicert serve` itself, each
 //! on a free 127.0.0.1 port, killed and reaped on drop.
 
 #![allow(dead_code, unreachable_pub)]
@@ -76,6 +77,12 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(setup: Setup) -> Self {
+        Self::start_notifying(setup, &[], "")
+    }
+
+    /// A registry that sends its notifications to each of `endpoints` with
+    /// `Authorization: Bearer <token>`.
+    pub fn start_notifying(setup: Setup, endpoints: &[String], token: &str) -> Self {
         require("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
@@ -216,6 +223,14 @@ impl Registry {
                 );
                 config.push_str(&format!(
                     "auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {cert}\n"
+                ));
+            }
+        }
+        if !endpoints.is_empty() {
+            config.push_str("notifications:\n  events: {includereferences: true}\n  endpoints:\n");
+            for (index, url) in endpoints.iter().enumerate() {
+                config.push_str(&format!(
+                    "    - name: scanner{index}\n      url: {url}\n      headers: {{Authorization: [Bearer {token}]}}\n      timeout: 2s\n      threshold: 5\n      backoff: 1s\n"
                 ));
             }
         }
@@ -392,4 +407,267 @@ impl Drop for FlakyProxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `tests/support/hooksink.py`: stores every POST body it receives.
+pub struct HookSink {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl HookSink {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let child = Command::new("/usr/bin/python3")
+            .arg(support("hooksink.py"))
+            .args([&port.to_string(), &dir.path().display().to_string()])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("hooksink");
+        let mut sink = Self { child, port, dir };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "hooksink did not start"
+            );
+            assert!(
+                sink.child.try_wait().ok().flatten().is_none(),
+                "hooksink exited"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sink
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/notify", self.port)
+    }
+
+    /// Every body received so far, in order.
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .expect("read sink dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .filter_map(|p| serde_json::from_slice(&std::fs::read(p).ok()?).ok())
+            .collect()
+    }
+}
+
+impl Drop for HookSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A throwaway PostgreSQL 15 cluster (Debian `postgresql`), run as the `postgres` user.
+pub struct Postgres {
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+impl Postgres {
+    pub fn start() -> Self {
+        require(&format!("{PG_BIN}/initdb"), "postgresql");
+        require("runuser", "util-linux");
+        require("pg_isready", "postgresql-client");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().display().to_string();
+        run("chown", &["postgres:", &root]);
+        let port = free_port();
+        let as_postgres = |args: &[&str]| {
+            let output = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .args(args)
+                .output()
+                .expect("runuser");
+            assert!(
+                output.status.success(),
+                "{args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        as_postgres(&[
+            &format!("{PG_BIN}/initdb"),
+            "-D",
+            &format!("{root}/pg"),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+        ]);
+        as_postgres(&[
+            &format!("{PG_BIN}/pg_ctl"),
+            "-D",
+            &format!("{root}/pg"),
+            "-o",
+            &format!("-p {port} -k {root} -c listen_addresses=127.0.0.1"),
+            "-l",
+            &format!("{root}/pg.log"),
+            "-w",
+            "start",
+        ]);
+        let start = Instant::now();
+        while !Command::new("pg_isready")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "postgres did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { port, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let root = self.dir.path().display().to_string();
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--", &format!("{PG_BIN}/pg_ctl")])
+            .args(["-D", &format!("{root}/pg"), "-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `ocicert serve` started from the test binary on a free port, killed on drop.
+pub struct Service {
+    child: Option<Child>,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Service {
+    /// Starts `ocicert serve --config CONFIG --data-dir DATA` with extra arguments and env.
+    pub fn start(
+        config: &Path,
+        data: &Path,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let log = data.with_extension(format!("{port}.log"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ocicert"));
+        command
+            .args(["-v", "serve", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env_remove("OCICERT_DATABASE")
+            .env("OCICERT_HOOK_SECRET", "test-webhook-secret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).expect("log")));
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("ocicert serve");
+        let start = Instant::now();
+        loop {
+            if http("GET", &format!("http://127.0.0.1:{port}/readyz"), &[], None).0 == 200 {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "ocicert serve exited ({status}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "ocicert serve did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self {
+            child: Some(child),
+            port,
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One HTTP request with curl: (status, body).
+pub fn http(method: &str, url: &str, headers: &[&str], body: Option<&[u8]>) -> (u16, String) {
+    let mut command = Command::new("curl");
+    command.args([
+        "-s",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "--max-time",
+        "10",
+        "-X",
+        method,
+    ]);
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    if body.is_some() {
+        command.args(["--data-binary", "@-"]);
+    }
+    command
+        .arg(url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = command.spawn().expect("curl");
+    if let Some(body) = body {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(body)
+            .expect("write body");
+    } else {
+        drop(child.stdin.take());
+    }
+    let output = child.wait_with_output().expect("curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
 }
