@@ -243,6 +243,10 @@ fn classify(error: &ureq::Error) -> (Cause, String) {
         ureq::Error::Timeout(which) => (Cause::Timeout, format!("timed out ({which})")),
         ureq::Error::ConnectionFailed => (Cause::Connect, "connection failed".to_owned()),
         ureq::Error::Io(io) => {
+            // rustls reports handshake failures through the stream as io errors.
+            if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                return tls_cause(tls);
+            }
             let text = io.to_string();
             let cause = match io.kind() {
                 _ if text.contains("lookup address") => Cause::Dns,
@@ -260,14 +264,16 @@ fn classify(error: &ureq::Error) -> (Cause, String) {
             };
             (cause, text)
         }
-        ureq::Error::Rustls(tls) => {
-            let cause = match tls {
-                rustls::Error::InvalidCertificate(_) => Cause::TlsTrust,
-                _ => Cause::Tls,
-            };
-            (cause, tls.to_string())
-        }
+        ureq::Error::Rustls(tls) => tls_cause(tls),
         ureq::Error::Tls(text) => (Cause::Tls, (*text).to_owned()),
         other => (Cause::Protocol, other.to_string()),
     }
+}
+
+fn tls_cause(tls: &rustls::Error) -> (Cause, String) {
+    let cause = match tls {
+        rustls::Error::InvalidCertificate(_) => Cause::TlsTrust,
+        _ => Cause::Tls,
+    };
+    (cause, format!("TLS: {tls}"))
 }
