@@ -119,6 +119,8 @@ impl std::fmt::Display for San {
 /// What the stub reads out of a certificate.
 #[derive(Debug, Clone)]
 pub struct CertInfo {
+    /// X.509 version field (2 means v3).
+    pub version: u8,
     /// notBefore, seconds since the Unix epoch.
     pub not_before: i64,
     /// notAfter, seconds since the Unix epoch.
@@ -134,7 +136,13 @@ pub fn parse_certificate(der: &[u8]) -> Result<CertInfo, Error> {
     let certificate = Reader::new(der).expect(SEQUENCE, "certificate is not a SEQUENCE")?;
     let tbs = Reader::new(certificate.content).expect(SEQUENCE, "tbsCertificate")?;
     let mut fields = Reader::new(tbs.content);
-    fields.optional(0xa0)?; // version
+    let version = match fields.optional(0xa0)? {
+        Some(explicit) => {
+            let integer = Reader::new(explicit.content).expect(0x02, "version")?;
+            integer.content.last().copied().unwrap_or(0)
+        }
+        None => 0,
+    };
     fields.any()?; // serialNumber
     fields.expect(SEQUENCE, "signature algorithm")?;
     fields.expect(SEQUENCE, "issuer")?;
@@ -161,7 +169,7 @@ pub fn parse_certificate(der: &[u8]) -> Result<CertInfo, Error> {
             }
         }
     }
-    Ok(CertInfo { not_before, not_after, spki, sans })
+    Ok(CertInfo { version, not_before, not_after, spki, sans })
 }
 
 fn parse_general_names(value: &[u8]) -> Result<Vec<San>, Error> {
@@ -339,6 +347,7 @@ mod tests {
         params.not_after = rcgen::date_time_ymd(2030, 2, 3);
         let cert = params.self_signed(&key).unwrap();
         let info = parse_certificate(cert.der()).unwrap();
+        assert_eq!(info.version, 2);
         assert_eq!(info.not_before, 1_893_542_400);
         assert_eq!(info.not_after, 1_896_307_200);
         assert_eq!(info.sans, vec![San::Dns("app.example".into()), San::Ip("10.0.0.1".parse().unwrap())]);

@@ -79,12 +79,29 @@ impl Key {
 
     /// PKCS#8 PEM, for the 0600 key file only.
     pub fn to_pem(&self) -> String {
-        self.pair.serialize_pem()
+        crate::der::pem_encode("PRIVATE KEY", &self.to_pkcs8_der())
     }
 
-    /// PKCS#8 DER, for a TLS client identity only.
+    /// PKCS#8 DER, for the key file and a TLS client identity only.
+    ///
+    /// ring writes Ed25519 keys as PKCS#8 v2 (RFC 5958, with the public key), which OpenSSL 3.0
+    /// refuses to load; apps get the v1 form (RFC 8410 §7) instead, which ring also reads.
     pub fn to_pkcs8_der(&self) -> Vec<u8> {
-        self.pair.serialize_der()
+        let der = self.pair.serialize_der();
+        const V2_PREFIX: &[u8] = &[
+            0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+        ];
+        if der.len() == 0x53 && der.starts_with(V2_PREFIX) {
+            let mut v1 = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+            v1.extend_from_slice(&der[16..48]);
+            return v1;
+        }
+        der
+    }
+
+    /// Reads PKCS#8 DER (a TLS client key).
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, Error> {
+        KeyPair::try_from(der).map(|pair| Self { pair }).map_err(Error::Load)
     }
 
     /// A PKCS#10 request (DER) for `sans`, subject `CN=common_name`.
@@ -120,7 +137,11 @@ mod tests {
             let key = Key::generate(key_type).unwrap();
             let csr = key.csr(Some("a.example"), &[San::Dns("a.example".into())]).unwrap();
             assert_eq!(csr[0], 0x30);
-            let back = Key::from_pem(&key.to_pem()).unwrap();
+            let pem = key.to_pem();
+            let back = Key::from_pem(&pem).unwrap();
+            if key_type == KeyType::Ed25519 {
+                assert_eq!(key.to_pkcs8_der().len(), 48, "Ed25519 files use PKCS#8 v1");
+            }
             assert_eq!(back.spki(), key.spki(), "{key_type:?}");
             assert!(!format!("{key:?}").contains("BEGIN"));
         }

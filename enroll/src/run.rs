@@ -268,7 +268,9 @@ impl Plan {
         let chain = der::pem_decode_all(&cert, "CERTIFICATE").map_err(|error| bad(&error.to_string()))?;
         let key = std::fs::read_to_string(&self.paths.key).map_err(|error| bad(&error.to_string()))?;
         let key = Key::from_pem(&key).map_err(|error| bad(&error.to_string()))?;
-        Ok(Identity { chain, key_pkcs8: key.to_pkcs8_der() })
+        let identity = Identity { chain, key_pkcs8: key.to_pkcs8_der() };
+        check_identity(&identity).map_err(|detail| bad(detail))?;
+        Ok(identity)
     }
 }
 
@@ -292,7 +294,24 @@ fn est_client_identity(cert_path: Option<String>, key_path: Option<String>) -> R
         .ok()
         .and_then(|blocks| blocks.into_iter().next())
         .ok_or_else(|| bad(&key_path, "not a PKCS#8 `PRIVATE KEY` PEM".into()))?;
-    Ok(Some(Identity { chain, key_pkcs8 }))
+    let identity = Identity { chain, key_pkcs8 };
+    check_identity(&identity).map_err(|detail| bad(&cert_path, detail.to_owned()))?;
+    Ok(Some(identity))
+}
+
+/// What rustls would otherwise reject by panicking inside ureq: a v1 certificate, or a key that
+/// is not the certificate's.
+fn check_identity(identity: &Identity) -> Result<(), &'static str> {
+    let leaf = identity.chain.first().ok_or("no certificate")?;
+    let info = der::parse_certificate(leaf).map_err(|_| "the certificate does not parse")?;
+    if info.version != 2 {
+        return Err("not an X.509 v3 certificate");
+    }
+    let key = Key::from_pkcs8_der(&identity.key_pkcs8).map_err(|_| "the key is not a usable PKCS#8 key")?;
+    if key.spki() != info.spki {
+        return Err("the key does not belong to the certificate");
+    }
+    Ok(())
 }
 
 /// Seconds since the Unix epoch.

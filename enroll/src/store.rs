@@ -249,7 +249,7 @@ mod tests {
         for bad in ["", "33", "101%", "5w", "h"] {
             assert!(Threshold::parse(bad).is_err(), "{bad}");
         }
-        let info = CertInfo { not_before: 0, not_after: 90, spki: Vec::new(), sans: Vec::new() };
+        let info = CertInfo { version: 2, not_before: 0, not_after: 90, spki: Vec::new(), sans: Vec::new() };
         assert_eq!(Threshold::Percent(33).renew_at(&info), 61);
         assert_eq!(Threshold::Seconds(30).renew_at(&info), 60);
     }

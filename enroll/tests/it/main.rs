@@ -5,3 +5,5 @@
 
 mod acme;
 mod support;
+mod est;
+mod vault;
