@@ -68,10 +68,12 @@ pub enum Error {
     #[error("ACME offers no http-01 challenge for {0}")]
     NoHttp01(String),
     /// The http-01 responder could not bind its port.
-    #[error("cannot listen on {address} for http-01 challenges")]
+    #[error("cannot listen on {address} for http-01 challenges{hint}")]
     Bind {
         /// `bind:port`.
         address: String,
+        /// For EACCES: the capability hint.
+        hint: &'static str,
         /// The I/O error.
         #[source]
         source: std::io::Error,
@@ -496,8 +498,16 @@ struct Responder {
 impl Responder {
     fn start(bind: &str, port: u16) -> Result<Self, Error> {
         let address = format!("{bind}:{port}");
-        let listener = TcpListener::bind(&address).map_err(|source| Error::Bind { address: address.clone(), source })?;
-        listener.set_nonblocking(true).map_err(|source| Error::Bind { address, source })?;
+        let bind_error = |source: std::io::Error| {
+            let hint = if source.kind() == std::io::ErrorKind::PermissionDenied {
+                " (ports below 1024 need root or CAP_NET_BIND_SERVICE: set `http01_port` and map port 80 to it)"
+            } else {
+                ""
+            };
+            Error::Bind { address: address.clone(), hint, source }
+        };
+        let listener = TcpListener::bind(&address).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
         let tokens = Arc::new(Mutex::new(HashMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (thread_tokens, thread_stop) = (Arc::clone(&tokens), Arc::clone(&stop));

@@ -7,3 +7,5 @@ mod acme;
 mod support;
 mod est;
 mod vault;
+mod behaviour;
+mod container;
