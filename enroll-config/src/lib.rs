@@ -288,8 +288,10 @@ pub enum KeyType {
     /// Ed25519.
     Ed25519,
     /// RSA 2048 bits, PKCS#1 v1.5 SHA-256 signatures.
+    #[serde(rename = "rsa-2048")]
     Rsa2048,
     /// RSA 3072 bits.
+    #[serde(rename = "rsa-3072")]
     Rsa3072,
 }
 
@@ -307,7 +309,10 @@ pub struct RenewOptions {
 
 impl Default for RenewOptions {
     fn default() -> Self {
-        Self { enabled: false, signal: default_renew_signal() }
+        Self {
+            enabled: false,
+            signal: default_renew_signal(),
+        }
     }
 }
 
@@ -318,7 +323,9 @@ pub enum Error {
     #[error("invalid enrollment config")]
     Syntax(#[source] serde_json::Error),
     /// A version this build does not know.
-    #[error("enrollment config version {found} is not supported (this stub reads version {VERSION})")]
+    #[error(
+        "enrollment config version {found} is not supported (this stub reads version {VERSION})"
+    )]
     Version {
         /// The version in the file.
         found: u32,
@@ -366,10 +373,14 @@ impl EnrollConfig {
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), Error> {
         if self.version != VERSION {
-            return Err(Error::Version { found: self.version });
+            return Err(Error::Version {
+                found: self.version,
+            });
         }
         if self.sans.is_empty() {
-            return Err(Error::Invalid("`sans` must name at least one SubjectAltName"));
+            return Err(Error::Invalid(
+                "`sans` must name at least one SubjectAltName",
+            ));
         }
         if self.ca.url().is_empty() {
             return Err(Error::Invalid("the CA `url` is empty"));
@@ -381,7 +392,9 @@ impl EnrollConfig {
             && vault.auth == VaultAuth::Kubernetes
             && vault.kubernetes_role.is_none()
         {
-            return Err(Error::Invalid("Vault `auth = \"kubernetes\"` needs `kubernetes_role`"));
+            return Err(Error::Invalid(
+                "Vault `auth = \"kubernetes\"` needs `kubernetes_role`",
+            ));
         }
         Ok(())
     }
@@ -452,7 +465,29 @@ mod tests {
         assert_eq!(config.key_type, KeyType::EcdsaP256);
         assert!(config.required);
         assert_eq!(config.renew_before, "33%");
-        let Ca::Est(est) = &config.ca else { panic!("not est") };
+        let names: Vec<String> = [
+            KeyType::EcdsaP256,
+            KeyType::EcdsaP384,
+            KeyType::Ed25519,
+            KeyType::Rsa2048,
+            KeyType::Rsa3072,
+        ]
+        .iter()
+        .map(|key_type| serde_json::to_string(key_type).unwrap())
+        .collect();
+        assert_eq!(
+            names,
+            [
+                r#""ecdsa-p256""#,
+                r#""ecdsa-p384""#,
+                r#""ed25519""#,
+                r#""rsa-2048""#,
+                r#""rsa-3072""#
+            ]
+        );
+        let Ca::Est(est) = &config.ca else {
+            panic!("not est")
+        };
         assert_eq!(est.password_env, "OCICERT_EST_PASSWORD");
     }
 
@@ -476,14 +511,27 @@ mod tests {
 
     #[test]
     fn rejects_typos_versions_and_secrets() {
-        let typo = br#"{"version":1,"ca":{"protocol":"acme","url":"u"},"sans":["a"],"reqired":false}"#;
-        assert!(matches!(EnrollConfig::from_json(typo), Err(Error::Syntax(_))));
+        let typo =
+            br#"{"version":1,"ca":{"protocol":"acme","url":"u"},"sans":["a"],"reqired":false}"#;
+        assert!(matches!(
+            EnrollConfig::from_json(typo),
+            Err(Error::Syntax(_))
+        ));
         // A secret has no field to go in.
         let secret = br#"{"version":1,"ca":{"protocol":"vault","url":"u","role":"r","token":"s.x"},"sans":["a"]}"#;
-        assert!(matches!(EnrollConfig::from_json(secret), Err(Error::Syntax(_))));
+        assert!(matches!(
+            EnrollConfig::from_json(secret),
+            Err(Error::Syntax(_))
+        ));
         let v2 = br#"{"version":2,"ca":{"protocol":"acme","url":"u"},"sans":["a"]}"#;
-        assert!(matches!(EnrollConfig::from_json(v2), Err(Error::Version { found: 2 })));
+        assert!(matches!(
+            EnrollConfig::from_json(v2),
+            Err(Error::Version { found: 2 })
+        ));
         let no_sans = br#"{"version":1,"ca":{"protocol":"acme","url":"u"},"sans":[]}"#;
-        assert!(matches!(EnrollConfig::from_json(no_sans), Err(Error::Invalid(_))));
+        assert!(matches!(
+            EnrollConfig::from_json(no_sans),
+            Err(Error::Invalid(_))
+        ));
     }
 }

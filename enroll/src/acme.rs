@@ -101,8 +101,16 @@ impl Error {
         match self {
             Self::Http(error) => error.cause(),
             Self::Problem { kind, status, .. } => {
-                let auth = ["unauthorized", "externalAccountRequired", "accountDoesNotExist", "userActionRequired"];
-                if auth.iter().any(|suffix| kind.ends_with(suffix)) || *status == 401 || *status == 403 {
+                let auth = [
+                    "unauthorized",
+                    "externalAccountRequired",
+                    "accountDoesNotExist",
+                    "userActionRequired",
+                ];
+                if auth.iter().any(|suffix| kind.ends_with(suffix))
+                    || *status == 401
+                    || *status == 403
+                {
                     Cause::Auth
                 } else {
                     Cause::CaRefusal
@@ -112,7 +120,9 @@ impl Error {
             Self::Timeout(_) => Cause::Timeout,
             Self::EabKey | Self::EabHalf => Cause::Secret,
             Self::Bind { .. } => Cause::Config,
-            Self::NoHttp01(_) | Self::Unexpected { .. } | Self::Chain(_) | Self::Crypto(_) => Cause::Protocol,
+            Self::NoHttp01(_) | Self::Unexpected { .. } | Self::Chain(_) | Self::Crypto(_) => {
+                Cause::Protocol
+            }
         }
     }
 }
@@ -204,7 +214,12 @@ pub struct Settings<'a> {
 }
 
 /// Runs one ACME enrollment for `sans` with the CSR `csr_der`.
-pub fn enroll(client: &Client, settings: &Settings<'_>, sans: &[San], csr_der: &[u8]) -> Result<Issued, Error> {
+pub fn enroll(
+    client: &Client,
+    settings: &Settings<'_>,
+    sans: &[San],
+    csr_der: &[u8],
+) -> Result<Issued, Error> {
     let directory_response = client.get(settings.directory_url, &[])?;
     if !directory_response.is_success() {
         return Err(problem("fetching the directory", &directory_response));
@@ -254,15 +269,23 @@ pub fn enroll(client: &Client, settings: &Settings<'_>, sans: &[San], csr_der: &
         return Err(problem("downloading the certificate", &response));
     }
     let text = String::from_utf8_lossy(&response.body);
-    let mut certificates = crate::der::pem_decode_all(&text, "CERTIFICATE").map_err(Error::Chain)?;
+    let mut certificates =
+        crate::der::pem_decode_all(&text, "CERTIFICATE").map_err(Error::Chain)?;
     if certificates.is_empty() {
-        return Err(Error::Unexpected { context: "downloading the certificate", detail: "no PEM certificate".into() });
+        return Err(Error::Unexpected {
+            context: "downloading the certificate",
+            detail: "no PEM certificate".into(),
+        });
     }
     let leaf = certificates.remove(0);
     // ACME returns leaf + intermediates; the issuer's CA bundle is the top of that chain unless
     // the config names one.
     let ca = certificates.last().cloned().into_iter().collect();
-    Ok(Issued { leaf, chain: certificates, ca })
+    Ok(Issued {
+        leaf,
+        chain: certificates,
+        ca,
+    })
 }
 
 struct Session<'a> {
@@ -287,9 +310,19 @@ impl<'a> Session<'a> {
         let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
         // RFC 7638: the thumbprint hashes the required members in lexicographic order, no spaces.
         let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-        let thumbprint = b64(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref());
+        let thumbprint =
+            b64(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref());
         let jwk = json!({"crv": "P-256", "kty": "EC", "x": x, "y": y});
-        Ok(Self { client, directory, nonce: None, key, rng, jwk, thumbprint, kid: None })
+        Ok(Self {
+            client,
+            directory,
+            nonce: None,
+            key,
+            rng,
+            jwk,
+            thumbprint,
+            kid: None,
+        })
     }
 
     fn register(&mut self, settings: &Settings<'_>) -> Result<(), Error> {
@@ -304,8 +337,7 @@ impl<'a> Session<'a> {
             let jwk = b64(self.jwk.to_string().as_bytes());
             let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &eab.hmac);
             let signature = ring::hmac::sign(&key, format!("{protected}.{jwk}").as_bytes());
-            payload["externalAccountBinding"] =
-                json!({"protected": protected, "payload": jwk, "signature": b64(signature.as_ref())});
+            payload["externalAccountBinding"] = json!({"protected": protected, "payload": jwk, "signature": b64(signature.as_ref())});
         }
         let response = self.post(&url, Some(&payload))?;
         if !response.is_success() {
@@ -331,7 +363,11 @@ impl<'a> Session<'a> {
         }
         let identifier = authorization.identifier.value.clone();
         if authorization.status != "pending" {
-            return Err(Error::Invalid { what: "authorization", identifier, detail: authorization.status });
+            return Err(Error::Invalid {
+                what: "authorization",
+                identifier,
+                detail: authorization.status,
+            });
         }
         let challenge = authorization
             .challenges
@@ -341,7 +377,10 @@ impl<'a> Session<'a> {
         let key_authorization = format!("{}.{}", challenge.token, self.thumbprint);
         let running = match responder {
             Some(running) => running,
-            None => responder.insert(Responder::start(settings.http01_bind, settings.http01_port)?),
+            None => responder.insert(Responder::start(
+                settings.http01_bind,
+                settings.http01_port,
+            )?),
         };
         running.insert(&challenge.token, &key_authorization);
         let response = self.post(&challenge.url, Some(&json!({})))?;
@@ -364,7 +403,11 @@ impl<'a> Session<'a> {
                         .iter()
                         .find_map(|challenge| challenge.error.as_ref())
                         .map_or_else(|| authorization.status.clone(), problem_text);
-                    return Err(Error::Invalid { what: "authorization", identifier, detail });
+                    return Err(Error::Invalid {
+                        what: "authorization",
+                        identifier,
+                        detail,
+                    });
                 }
             }
             delay = wait(&response, delay, settings.deadline, "authorization")?;
@@ -389,8 +432,15 @@ impl<'a> Session<'a> {
                 return Ok(order);
             }
             if order.status == "invalid" {
-                let detail = order.error.as_ref().map_or_else(|| "no detail".to_owned(), problem_text);
-                return Err(Error::Invalid { what: "order", identifier: url.to_owned(), detail });
+                let detail = order
+                    .error
+                    .as_ref()
+                    .map_or_else(|| "no detail".to_owned(), problem_text);
+                return Err(Error::Invalid {
+                    what: "order",
+                    identifier: url.to_owned(),
+                    detail,
+                });
             }
             delay = wait(&response, delay, deadline, what)?;
         }
@@ -398,7 +448,8 @@ impl<'a> Session<'a> {
 
     /// A JWS POST (`payload: None` is POST-as-GET), retried on `badNonce`.
     fn post(&mut self, url: &str, payload: Option<&Value>) -> Result<Response, Error> {
-        let payload = payload.map_or_else(String::new, |payload| b64(payload.to_string().as_bytes()));
+        let payload =
+            payload.map_or_else(String::new, |payload| b64(payload.to_string().as_bytes()));
         let mut attempt = 0;
         loop {
             let nonce = match self.nonce.take() {
@@ -416,10 +467,16 @@ impl<'a> Session<'a> {
                 .sign(&self.rng, format!("{protected}.{payload}").as_bytes())
                 .map_err(|_| Error::Crypto("signing failed"))?;
             let body = json!({"protected": protected, "payload": payload, "signature": b64(signature.as_ref())});
-            let response =
-                self.client.post(url, &[("content-type", "application/jose+json")], body.to_string().as_bytes())?;
+            let response = self.client.post(
+                url,
+                &[("content-type", "application/jose+json")],
+                body.to_string().as_bytes(),
+            )?;
             self.nonce = response.header("replay-nonce").map(str::to_owned);
-            if response.status == 400 && attempt < NONCE_RETRIES && problem_type(&response) == BAD_NONCE {
+            if response.status == 400
+                && attempt < NONCE_RETRIES
+                && problem_type(&response) == BAD_NONCE
+            {
                 attempt += 1;
                 continue;
             }
@@ -429,14 +486,22 @@ impl<'a> Session<'a> {
 
     fn fresh_nonce(&self) -> Result<String, Error> {
         let response = self.client.head(&self.directory.new_nonce)?;
-        response.header("replay-nonce").map(str::to_owned).ok_or_else(|| Error::Unexpected {
-            context: "getting a nonce",
-            detail: format!("status {} without Replay-Nonce", response.status),
-        })
+        response
+            .header("replay-nonce")
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Unexpected {
+                context: "getting a nonce",
+                detail: format!("status {} without Replay-Nonce", response.status),
+            })
     }
 }
 
-fn wait(response: &Response, delay: Duration, deadline: Instant, what: &'static str) -> Result<Duration, Error> {
+fn wait(
+    response: &Response,
+    delay: Duration,
+    deadline: Instant,
+    what: &'static str,
+) -> Result<Duration, Error> {
     let asked = response
         .header("retry-after")
         .and_then(|value| value.trim().parse::<u64>().ok())
@@ -453,16 +518,24 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn parse<T: serde::de::DeserializeOwned>(context: &'static str, response: &Response) -> Result<T, Error> {
-    serde_json::from_slice(&response.body)
-        .map_err(|error| Error::Unexpected { context, detail: format!("{error} in `{}`", response.excerpt()) })
+fn parse<T: serde::de::DeserializeOwned>(
+    context: &'static str,
+    response: &Response,
+) -> Result<T, Error> {
+    serde_json::from_slice(&response.body).map_err(|error| Error::Unexpected {
+        context,
+        detail: format!("{error} in `{}`", response.excerpt()),
+    })
 }
 
 fn location(response: &Response, context: &'static str) -> Result<String, Error> {
     response
         .header("location")
         .map(str::to_owned)
-        .ok_or_else(|| Error::Unexpected { context, detail: "no Location header".to_owned() })
+        .ok_or_else(|| Error::Unexpected {
+            context,
+            detail: "no Location header".to_owned(),
+        })
 }
 
 fn problem_type(response: &Response) -> String {
@@ -483,8 +556,15 @@ fn problem(context: &'static str, response: &Response) -> Error {
     Error::Problem {
         context,
         status: response.status,
-        kind: value.get("type").and_then(Value::as_str).unwrap_or("error").to_owned(),
-        detail: value.get("detail").and_then(Value::as_str).map_or_else(|| response.excerpt(), str::to_owned),
+        kind: value
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("error")
+            .to_owned(),
+        detail: value
+            .get("detail")
+            .and_then(Value::as_str)
+            .map_or_else(|| response.excerpt(), str::to_owned),
     }
 }
 
@@ -504,7 +584,11 @@ impl Responder {
             } else {
                 ""
             };
-            Error::Bind { address: address.clone(), hint, source }
+            Error::Bind {
+                address: address.clone(),
+                hint,
+                source,
+            }
         };
         let listener = TcpListener::bind(&address).map_err(bind_error)?;
         listener.set_nonblocking(true).map_err(bind_error)?;
@@ -519,7 +603,11 @@ impl Responder {
                 }
             }
         });
-        Ok(Self { tokens, stop, thread: Some(thread) })
+        Ok(Self {
+            tokens,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     fn insert(&self, token: &str, key_authorization: &str) {
@@ -550,16 +638,27 @@ fn answer(mut stream: std::net::TcpStream, tokens: &Mutex<HashMap<String, String
         }
     }
     let text = String::from_utf8_lossy(&request);
-    let path = text.lines().next().and_then(|line| line.strip_prefix("GET ")).and_then(|rest| rest.split(' ').next());
+    let path = text
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("GET "))
+        .and_then(|rest| rest.split(' ').next());
     let body = path
         .and_then(|path| path.strip_prefix("/.well-known/acme-challenge/"))
-        .and_then(|token| tokens.lock().ok().and_then(|tokens| tokens.get(token).cloned()));
+        .and_then(|token| {
+            tokens
+                .lock()
+                .ok()
+                .and_then(|tokens| tokens.get(token).cloned())
+        });
     let reply = match body {
         Some(body) => format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         ),
-        None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
+        None => {
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+        }
     };
     let _ = stream.write_all(reply.as_bytes());
 }

@@ -69,7 +69,9 @@ pub fn parse(arguments: impl IntoIterator<Item = OsString>) -> Result<Command, E
                 break;
             }
             Some("--config") => config = arguments.next().ok_or(Error::MissingValue)?.into(),
-            Some(flag) if flag.starts_with("--config=") => config = PathBuf::from(&flag["--config=".len()..]),
+            Some(flag) if flag.starts_with("--config=") => {
+                config = PathBuf::from(&flag["--config=".len()..])
+            }
             Some("--renew") => renew = true,
             Some("--help" | "-h") => return Ok(Command::Help),
             Some("--version" | "-V") => return Ok(Command::Version),
@@ -85,7 +87,11 @@ pub fn parse(arguments: impl IntoIterator<Item = OsString>) -> Result<Command, E
     if program.is_empty() {
         return Err(Error::NoProgram);
     }
-    Ok(Command::Run(Args { config, renew, program }))
+    Ok(Command::Run(Args {
+        config,
+        renew,
+        program,
+    }))
 }
 
 #[cfg(test)]
@@ -99,17 +105,26 @@ mod tests {
 
     #[test]
     fn parses_the_wrapper_form() {
-        let Command::Run(run) = args(&["--config", "/c.json", "--", "/bin/sh", "-c", "echo --renew"]).unwrap() else {
+        let Command::Run(run) =
+            args(&["--config", "/c.json", "--", "/bin/sh", "-c", "echo --renew"]).unwrap()
+        else {
             panic!()
         };
         assert_eq!(run.config, PathBuf::from("/c.json"));
         assert!(!run.renew);
-        assert_eq!(run.program, ["/bin/sh", "-c", "echo --renew"].map(OsString::from));
-        let Command::Run(run) = args(&["--renew", "--", "app", "--config", "x"]).unwrap() else { panic!() };
+        assert_eq!(
+            run.program,
+            ["/bin/sh", "-c", "echo --renew"].map(OsString::from)
+        );
+        let Command::Run(run) = args(&["--renew", "--", "app", "--config", "x"]).unwrap() else {
+            panic!()
+        };
         assert!(run.renew);
         assert_eq!(run.config, PathBuf::from(DEFAULT_CONFIG_PATH));
         assert_eq!(run.program, ["app", "--config", "x"].map(OsString::from));
-        let Command::Run(run) = args(&["app", "-x"]).unwrap() else { panic!() };
+        let Command::Run(run) = args(&["app", "-x"]).unwrap() else {
+            panic!()
+        };
         assert_eq!(run.program, ["app", "-x"].map(OsString::from));
     }
 
@@ -118,7 +133,10 @@ mod tests {
         assert!(matches!(args(&["--"]), Err(Error::NoProgram)));
         assert!(matches!(args(&[]), Err(Error::NoProgram)));
         assert!(matches!(args(&["--config"]), Err(Error::MissingValue)));
-        assert!(matches!(args(&["--bogus", "--", "x"]), Err(Error::Unknown(_))));
+        assert!(matches!(
+            args(&["--bogus", "--", "x"]),
+            Err(Error::Unknown(_))
+        ));
         assert_eq!(args(&["--help"]).unwrap(), Command::Help);
     }
 }

@@ -53,7 +53,9 @@ impl<'a> Reader<'a> {
         if tag & 0x1f == 0x1f {
             return Err(Error::Malformed("multi-byte tags are not used in X.509"));
         }
-        let (&first, after_len) = after_tag.split_first().ok_or(Error::Malformed("truncated"))?;
+        let (&first, after_len) = after_tag
+            .split_first()
+            .ok_or(Error::Malformed("truncated"))?;
         let (length, header) = if first < 0x80 {
             (usize::from(first), 2)
         } else {
@@ -61,25 +63,45 @@ impl<'a> Reader<'a> {
             if count == 0 || count > 4 {
                 return Err(Error::Malformed("indefinite or huge length"));
             }
-            let length_bytes = after_len.get(..count).ok_or(Error::Malformed("truncated"))?;
-            let length = length_bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            let length_bytes = after_len
+                .get(..count)
+                .ok_or(Error::Malformed("truncated"))?;
+            let length = length_bytes
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
             (length, 2 + count)
         };
-        let end = header.checked_add(length).ok_or(Error::Malformed("length overflow"))?;
-        let raw = bytes.get(..end).ok_or(Error::Malformed("length past end"))?;
+        let end = header
+            .checked_add(length)
+            .ok_or(Error::Malformed("length overflow"))?;
+        let raw = bytes
+            .get(..end)
+            .ok_or(Error::Malformed("length past end"))?;
         self.rest = &bytes[end..];
-        Ok(Tlv { tag, content: &raw[header..], raw })
+        Ok(Tlv {
+            tag,
+            content: &raw[header..],
+            raw,
+        })
     }
 
     /// The next TLV, which must have `tag`.
     pub(crate) fn expect(&mut self, tag: u8, what: &'static str) -> Result<Tlv<'a>, Error> {
         let tlv = self.any()?;
-        if tlv.tag == tag { Ok(tlv) } else { Err(Error::Malformed(what)) }
+        if tlv.tag == tag {
+            Ok(tlv)
+        } else {
+            Err(Error::Malformed(what))
+        }
     }
 
     /// The next TLV if it has `tag`; otherwise nothing is consumed.
     pub(crate) fn optional(&mut self, tag: u8) -> Result<Option<Tlv<'a>>, Error> {
-        if self.rest.first() == Some(&tag) { self.any().map(Some) } else { Ok(None) }
+        if self.rest.first() == Some(&tag) {
+            self.any().map(Some)
+        } else {
+            Ok(None)
+        }
     }
 }
 
@@ -151,7 +173,10 @@ pub fn parse_certificate(der: &[u8]) -> Result<CertInfo, Error> {
     let not_before = parse_time(times.any()?)?;
     let not_after = parse_time(times.any()?)?;
     fields.expect(SEQUENCE, "subject")?;
-    let spki = fields.expect(SEQUENCE, "subjectPublicKeyInfo")?.raw.to_vec();
+    let spki = fields
+        .expect(SEQUENCE, "subjectPublicKeyInfo")?
+        .raw
+        .to_vec();
     fields.optional(0x81)?; // issuerUniqueID
     fields.optional(0x82)?; // subjectUniqueID
     let mut sans = Vec::new();
@@ -169,7 +194,13 @@ pub fn parse_certificate(der: &[u8]) -> Result<CertInfo, Error> {
             }
         }
     }
-    Ok(CertInfo { version, not_before, not_after, spki, sans })
+    Ok(CertInfo {
+        version,
+        not_before,
+        not_after,
+        spki,
+        sans,
+    })
 }
 
 fn parse_general_names(value: &[u8]) -> Result<Vec<San>, Error> {
@@ -184,11 +215,17 @@ fn parse_general_names(value: &[u8]) -> Result<Vec<San>, Error> {
             0x86 => sans.push(San::Uri(text())),
             0x87 => match name.content.len() {
                 4 => {
-                    let octets: [u8; 4] = name.content.try_into().map_err(|_| Error::Malformed("ip"))?;
+                    let octets: [u8; 4] = name
+                        .content
+                        .try_into()
+                        .map_err(|_| Error::Malformed("ip"))?;
                     sans.push(San::Ip(IpAddr::from(octets)));
                 }
                 16 => {
-                    let octets: [u8; 16] = name.content.try_into().map_err(|_| Error::Malformed("ip"))?;
+                    let octets: [u8; 16] = name
+                        .content
+                        .try_into()
+                        .map_err(|_| Error::Malformed("ip"))?;
                     sans.push(San::Ip(IpAddr::from(octets)));
                 }
                 _ => return Err(Error::Malformed("iPAddress length")),
@@ -206,12 +243,22 @@ fn parse_time(tlv: Tlv<'_>) -> Result<i64, Error> {
         return Err(Error::Time);
     }
     let number = |range: std::ops::Range<usize>| -> Result<i64, Error> {
-        digits.get(range).and_then(|s| s.parse().ok()).ok_or(Error::Time)
+        digits
+            .get(range)
+            .and_then(|s| s.parse().ok())
+            .ok_or(Error::Time)
     };
     let (year, rest) = match (tlv.tag, digits.len()) {
         (UTC_TIME, 12) => {
             let short = number(0..2)?;
-            (if short >= 50 { 1900 + short } else { 2000 + short }, 2)
+            (
+                if short >= 50 {
+                    1900 + short
+                } else {
+                    2000 + short
+                },
+                2,
+            )
         }
         (GENERALIZED_TIME, 14) => (number(0..4)?, 4),
         _ => return Err(Error::Time),
@@ -221,7 +268,12 @@ fn parse_time(tlv: Tlv<'_>) -> Result<i64, Error> {
     let hour = number(rest + 4..rest + 6)?;
     let minute = number(rest + 6..rest + 8)?;
     let second = number(rest + 8..rest + 10)?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return Err(Error::Time);
     }
     Ok(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
@@ -246,11 +298,16 @@ pub fn format_time(unix: i64) -> String {
     let shifted = days + 719_468;
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
@@ -309,7 +366,10 @@ pub fn pem_decode_all(text: &str, label: &str) -> Result<Vec<Vec<u8>>, Error> {
     while let Some(start) = rest.find(&begin) {
         let after = &rest[start + begin.len()..];
         let stop = after.find(&end).ok_or(Error::Pem("missing END line"))?;
-        let body: String = after[..stop].chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let body: String = after[..stop]
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
         let der = base64::engine::general_purpose::STANDARD
             .decode(body)
             .map_err(|_| Error::Pem("bad base64"))?;
@@ -328,21 +388,37 @@ mod tests {
     fn epoch_math() {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        let utc = Tlv { tag: UTC_TIME, content: b"491231235959Z", raw: &[] };
+        let utc = Tlv {
+            tag: UTC_TIME,
+            content: b"491231235959Z",
+            raw: &[],
+        };
         assert_eq!(parse_time(utc).unwrap(), 2_524_607_999);
-        let generalized = Tlv { tag: GENERALIZED_TIME, content: b"20500101000000Z", raw: &[] };
+        let generalized = Tlv {
+            tag: GENERALIZED_TIME,
+            content: b"20500101000000Z",
+            raw: &[],
+        };
         assert_eq!(parse_time(generalized).unwrap(), 2_524_608_000);
         assert_eq!(format_time(2_524_607_999), "2049-12-31T23:59:59Z");
         assert_eq!(format_time(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
-        assert!(parse_time(Tlv { tag: UTC_TIME, content: b"4912312359Z", raw: &[] }).is_err());
+        assert!(
+            parse_time(Tlv {
+                tag: UTC_TIME,
+                content: b"4912312359Z",
+                raw: &[]
+            })
+            .is_err()
+        );
     }
 
     #[test]
     fn reads_an_rcgen_certificate() {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params =
-            rcgen::CertificateParams::new(vec!["App.Example".to_owned(), "10.0.0.1".to_owned()]).unwrap();
+            rcgen::CertificateParams::new(vec!["App.Example".to_owned(), "10.0.0.1".to_owned()])
+                .unwrap();
         params.not_before = rcgen::date_time_ymd(2030, 1, 2);
         params.not_after = rcgen::date_time_ymd(2030, 2, 3);
         let cert = params.self_signed(&key).unwrap();
@@ -350,16 +426,30 @@ mod tests {
         assert_eq!(info.version, 2);
         assert_eq!(info.not_before, 1_893_542_400);
         assert_eq!(info.not_after, 1_896_307_200);
-        assert_eq!(info.sans, vec![San::Dns("app.example".into()), San::Ip("10.0.0.1".parse().unwrap())]);
+        assert_eq!(
+            info.sans,
+            vec![
+                San::Dns("app.example".into()),
+                San::Ip("10.0.0.1".parse().unwrap())
+            ]
+        );
         use rcgen::PublicKeyData as _;
         assert_eq!(info.spki, key.subject_public_key_info());
         let pem = pem_encode("CERTIFICATE", cert.der());
-        assert_eq!(pem_decode_all(&pem, "CERTIFICATE").unwrap(), vec![cert.der().to_vec()]);
+        assert_eq!(
+            pem_decode_all(&pem, "CERTIFICATE").unwrap(),
+            vec![cert.der().to_vec()]
+        );
     }
 
     #[test]
     fn hostile_lengths_do_not_panic() {
-        for bytes in [&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff][..], &[0x30, 0x80], &[0x30], &[0x30, 0x05, 0x01]] {
+        for bytes in [
+            &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff][..],
+            &[0x30, 0x80],
+            &[0x30],
+            &[0x30, 0x05, 0x01],
+        ] {
             assert!(parse_certificate(bytes).is_err());
             assert!(pkcs7_certificates(bytes).is_err());
         }

@@ -22,7 +22,9 @@ pub enum Error {
     #[error(transparent)]
     Http(#[from] crate::http::Error),
     /// 401/403.
-    #[error("EST {operation} was refused: HTTP {status} (check the EST user name and password or client certificate)")]
+    #[error(
+        "EST {operation} was refused: HTTP {status} (check the EST user name and password or client certificate)"
+    )]
     Auth {
         /// `simpleenroll`, `cacerts`…
         operation: &'static str,
@@ -75,7 +77,9 @@ impl Error {
             Self::Auth { .. } => Cause::Auth,
             Self::Refused { .. } => Cause::CaRefusal,
             Self::Pending => Cause::Timeout,
-            Self::ContentType { .. } | Self::Base64(_) | Self::Pkcs7 { .. } | Self::NoLeaf(_) => Cause::Protocol,
+            Self::ContentType { .. } | Self::Base64(_) | Self::Pkcs7 { .. } | Self::NoLeaf(_) => {
+                Cause::Protocol
+            }
         }
     }
 }
@@ -96,19 +100,34 @@ pub struct Settings<'a> {
 }
 
 /// Fetches `/cacerts`, then enrolls `csr_der`. `spki` picks our certificate out of the answer.
-pub fn enroll(client: &Client, settings: &Settings<'_>, csr_der: &[u8], spki: &[u8]) -> Result<Issued, Error> {
+pub fn enroll(
+    client: &Client,
+    settings: &Settings<'_>,
+    csr_der: &[u8],
+    spki: &[u8],
+) -> Result<Issued, Error> {
     let mut base = format!("{}/.well-known/est", settings.url.trim_end_matches('/'));
     if let Some(label) = settings.label {
         base = format!("{base}/{label}");
     }
-    let response = client.get(&format!("{base}/cacerts"), &[("accept", "application/pkcs7-mime")])?;
+    let response = client.get(
+        &format!("{base}/cacerts"),
+        &[("accept", "application/pkcs7-mime")],
+    )?;
     let ca = certificates("cacerts", &response)?;
 
-    let operation = if settings.reenroll { "simplereenroll" } else { "simpleenroll" };
+    let operation = if settings.reenroll {
+        "simplereenroll"
+    } else {
+        "simpleenroll"
+    };
     let url = format!("{base}/{operation}");
     let body = base64_lines(csr_der);
     let authorization = settings.basic.map(|(user, password)| {
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
     });
     let mut headers = vec![
         ("content-type", "application/pkcs10"),
@@ -135,30 +154,64 @@ pub fn enroll(client: &Client, settings: &Settings<'_>, csr_der: &[u8], spki: &[
         let mut certificates = certificates(operation, &response)?;
         let position = certificates
             .iter()
-            .position(|certificate| der::parse_certificate(certificate).is_ok_and(|info| info.spki == spki))
+            .position(|certificate| {
+                der::parse_certificate(certificate).is_ok_and(|info| info.spki == spki)
+            })
             .ok_or(Error::NoLeaf(operation))?;
         let leaf = certificates.remove(position);
-        return Ok(Issued { leaf, chain: certificates, ca });
+        return Ok(Issued {
+            leaf,
+            chain: certificates,
+            ca,
+        });
     }
 }
 
 fn certificates(operation: &'static str, response: &Response) -> Result<Vec<Vec<u8>>, Error> {
     match response.status {
         200 => {}
-        401 | 403 => return Err(Error::Auth { operation, status: response.status }),
-        status => return Err(Error::Refused { operation, status, detail: response.excerpt() }),
+        401 | 403 => {
+            return Err(Error::Auth {
+                operation,
+                status: response.status,
+            });
+        }
+        status => {
+            return Err(Error::Refused {
+                operation,
+                status,
+                detail: response.excerpt(),
+            });
+        }
     }
     let content_type = response.header("content-type").unwrap_or_default();
-    if !content_type.trim().to_ascii_lowercase().starts_with("application/pkcs7-mime") {
-        return Err(Error::ContentType { operation, content_type: content_type.to_owned() });
+    if !content_type
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("application/pkcs7-mime")
+    {
+        return Err(Error::ContentType {
+            operation,
+            content_type: content_type.to_owned(),
+        });
     }
-    let text: Vec<u8> = response.body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(text).map_err(|_| Error::Base64(operation))?;
+    let text: Vec<u8> = response
+        .body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| Error::Base64(operation))?;
     der::pkcs7_certificates(&der).map_err(|source| Error::Pkcs7 { operation, source })
 }
 
 /// Base64 in 64-character lines (RFC 2045 allows up to 76), CRLF-terminated.
 fn base64_lines(der: &[u8]) -> String {
     let text = base64::engine::general_purpose::STANDARD.encode(der);
-    text.as_bytes().chunks(64).map(|line| format!("{}\r\n", String::from_utf8_lossy(line))).collect()
+    text.as_bytes()
+        .chunks(64)
+        .map(|line| format!("{}\r\n", String::from_utf8_lossy(line)))
+        .collect()
 }

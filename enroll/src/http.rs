@@ -114,7 +114,10 @@ pub struct Response {
 impl Response {
     /// The first header `name` (lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 
     /// `true` for 2xx.
@@ -147,12 +150,19 @@ pub struct Client {
 impl Client {
     /// A client that trusts `bundle` (PEM; `None`: Mozilla roots) and gives every request at most
     /// `timeout`.
-    pub fn new(bundle: Option<&Path>, timeout: Duration, identity: Option<&Identity>) -> Result<Self, Error> {
+    pub fn new(
+        bundle: Option<&Path>,
+        timeout: Duration,
+        identity: Option<&Identity>,
+    ) -> Result<Self, Error> {
         let client_cert = match identity {
             None => None,
             Some(identity) => {
-                let chain: Vec<Certificate<'static>> =
-                    identity.chain.iter().map(|der| Certificate::from_der(der).to_owned()).collect();
+                let chain: Vec<Certificate<'static>> = identity
+                    .chain
+                    .iter()
+                    .map(|der| Certificate::from_der(der).to_owned())
+                    .collect();
                 // ureq takes typed keys only through PEM; the PEM lives in memory only.
                 let pem = crate::der::pem_encode("PRIVATE KEY", &identity.key_pkcs8);
                 let key = PrivateKey::from_pem(pem.as_bytes()).map_err(|_| Error::ClientKey)?;
@@ -162,20 +172,26 @@ impl Client {
         let roots = match bundle {
             None => RootCerts::WebPki,
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| Error::Bundle { path: path.display().to_string(), source })?;
-                let certificates: Vec<Certificate<'static>> = crate::der::pem_decode_all(&text, "CERTIFICATE")
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|der| Certificate::from_der(&der).to_owned())
-                    .collect();
+                let text = std::fs::read_to_string(path).map_err(|source| Error::Bundle {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                let certificates: Vec<Certificate<'static>> =
+                    crate::der::pem_decode_all(&text, "CERTIFICATE")
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|der| Certificate::from_der(&der).to_owned())
+                        .collect();
                 if certificates.is_empty() {
                     return Err(Error::EmptyBundle(path.display().to_string()));
                 }
                 RootCerts::Specific(Arc::new(certificates))
             }
         };
-        let tls = TlsConfig::builder().root_certs(roots).client_cert(client_cert).build();
+        let tls = TlsConfig::builder()
+            .root_certs(roots)
+            .client_cert(client_cert)
+            .build();
         let config = ureq::Agent::config_builder()
             .tls_config(tls)
             .http_status_as_error(false)
@@ -184,7 +200,9 @@ impl Client {
             .max_redirects(0)
             .user_agent(concat!("ocicert-enroll/", env!("CARGO_PKG_VERSION")))
             .build();
-        Ok(Self { agent: config.new_agent() })
+        Ok(Self {
+            agent: config.new_agent(),
+        })
     }
 
     /// GET.
@@ -202,7 +220,12 @@ impl Client {
     }
 
     /// POST with a body.
-    pub fn post(&self, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, Error> {
+    pub fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, Error> {
         let mut request = self.agent.post(url);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -218,14 +241,24 @@ fn finish(
 ) -> Result<Response, Error> {
     let transport = |error: &ureq::Error| {
         let (cause, detail) = classify(error);
-        Error::Transport { method, url: url.to_owned(), cause, detail }
+        Error::Transport {
+            method,
+            url: url.to_owned(),
+            cause,
+            detail,
+        }
     };
     let mut response = result.map_err(|error| transport(&error))?;
     let status = response.status().as_u16();
     let headers = response
         .headers()
         .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let body = response
         .body_mut()
@@ -233,7 +266,11 @@ fn finish(
         .limit(4 * 1024 * 1024)
         .read_to_vec()
         .map_err(|error| transport(&error))?;
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn classify(error: &ureq::Error) -> (Cause, String) {
@@ -244,7 +281,10 @@ fn classify(error: &ureq::Error) -> (Cause, String) {
         ureq::Error::ConnectionFailed => (Cause::Connect, "connection failed".to_owned()),
         ureq::Error::Io(io) => {
             // rustls reports handshake failures through the stream as io errors.
-            if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            if let Some(tls) = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
                 return tls_cause(tls);
             }
             let text = io.to_string();

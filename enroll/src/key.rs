@@ -39,7 +39,9 @@ pub struct Key {
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Key").field("algorithm", &self.pair.algorithm()).finish_non_exhaustive()
+        f.debug_struct("Key")
+            .field("algorithm", &self.pair.algorithm())
+            .finish_non_exhaustive()
     }
 }
 
@@ -63,13 +65,16 @@ impl Key {
         let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, bits).map_err(Error::Rsa)?;
         let document = private.to_pkcs8_der().map_err(Error::RsaEncode)?;
         let der = rustls_pki_types::PrivatePkcs8KeyDer::from(document.as_bytes().to_vec());
-        let pair = KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256).map_err(Error::Generate)?;
+        let pair = KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256)
+            .map_err(Error::Generate)?;
         Ok(Self { pair })
     }
 
     /// Reads a PKCS#8 PEM key file's contents.
     pub fn from_pem(pem: &str) -> Result<Self, Error> {
-        KeyPair::from_pem(pem).map(|pair| Self { pair }).map_err(Error::Load)
+        KeyPair::from_pem(pem)
+            .map(|pair| Self { pair })
+            .map_err(Error::Load)
     }
 
     /// The SubjectPublicKeyInfo, DER.
@@ -89,10 +94,14 @@ impl Key {
     pub fn to_pkcs8_der(&self) -> Vec<u8> {
         let der = self.pair.serialize_der();
         const V2_PREFIX: &[u8] = &[
-            0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+            0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
         ];
         if der.len() == 0x53 && der.starts_with(V2_PREFIX) {
-            let mut v1 = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+            let mut v1 = vec![
+                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+                0x04, 0x20,
+            ];
             v1.extend_from_slice(&der[16..48]);
             return v1;
         }
@@ -101,7 +110,9 @@ impl Key {
 
     /// Reads PKCS#8 DER (a TLS client key).
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, Error> {
-        KeyPair::try_from(der).map(|pair| Self { pair }).map_err(Error::Load)
+        KeyPair::try_from(der)
+            .map(|pair| Self { pair })
+            .map_err(Error::Load)
     }
 
     /// A PKCS#10 request (DER) for `sans`, subject `CN=common_name`.
@@ -114,12 +125,14 @@ impl Key {
         params.distinguished_name = subject;
         params.subject_alt_names = sans
             .iter()
-            .map(|san| match san {
-                San::Dns(name) => name.clone().try_into().map(SanType::DnsName),
-                San::Uri(uri) => uri.clone().try_into().map(SanType::URI),
-                San::Ip(ip) => Ok(SanType::IpAddress(*ip)),
-            }
-            .map_err(|_| Error::San(san.to_string())))
+            .map(|san| {
+                match san {
+                    San::Dns(name) => name.clone().try_into().map(SanType::DnsName),
+                    San::Uri(uri) => uri.clone().try_into().map(SanType::URI),
+                    San::Ip(ip) => Ok(SanType::IpAddress(*ip)),
+                }
+                .map_err(|_| Error::San(san.to_string()))
+            })
             .collect::<Result<_, _>>()?;
         let request = params.serialize_request(&self.pair).map_err(Error::Csr)?;
         Ok(request.der().to_vec())
@@ -133,9 +146,16 @@ mod tests {
 
     #[test]
     fn every_key_type_makes_a_csr_and_round_trips() {
-        for key_type in [KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::Ed25519, KeyType::Rsa2048] {
+        for key_type in [
+            KeyType::EcdsaP256,
+            KeyType::EcdsaP384,
+            KeyType::Ed25519,
+            KeyType::Rsa2048,
+        ] {
             let key = Key::generate(key_type).unwrap();
-            let csr = key.csr(Some("a.example"), &[San::Dns("a.example".into())]).unwrap();
+            let csr = key
+                .csr(Some("a.example"), &[San::Dns("a.example".into())])
+                .unwrap();
             assert_eq!(csr[0], 0x30);
             let pem = key.to_pem();
             let back = Key::from_pem(&pem).unwrap();

@@ -22,7 +22,11 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(cli::Command::Version) => {
-            let _ = writeln!(std::io::stdout(), "ocicert-enroll {}", env!("CARGO_PKG_VERSION"));
+            let _ = writeln!(
+                std::io::stdout(),
+                "ocicert-enroll {}",
+                env!("CARGO_PKG_VERSION")
+            );
             return ExitCode::SUCCESS;
         }
         Err(error) => {
@@ -91,6 +95,13 @@ fn main() -> ExitCode {
         return ExitCode::from(64);
     };
     let error = Command::new(program).args(rest).envs(envs).exec();
-    log(&format!("cannot exec `{}`: {error}", program.to_string_lossy()));
-    ExitCode::from(if error.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 })
+    log(&format!(
+        "cannot exec `{}`: {error}",
+        program.to_string_lossy()
+    ));
+    ExitCode::from(if error.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    })
 }

@@ -109,10 +109,14 @@ pub fn supervise(
     let Some((first, rest)) = program.split_first() else {
         return Ok(ExitCode::from(2));
     };
-    let child = Command::new(first).args(rest).envs(envs).spawn().map_err(|source| Error::Spawn {
-        program: first.to_string_lossy().into_owned(),
-        source,
-    })?;
+    let child = Command::new(first)
+        .args(rest)
+        .envs(envs)
+        .spawn()
+        .map_err(|source| Error::Spawn {
+            program: first.to_string_lossy().into_owned(),
+            source,
+        })?;
     let child_pid = Pid::from_child(&child);
     // Reaping happens through `wait` below, never through `child.wait()`.
     drop(child);
@@ -152,7 +156,10 @@ pub fn supervise(
                         Err(error) => {
                             let left = current.as_ref().map_or(0, |info| info.not_after - now());
                             let backoff = (left / 10).clamp(1, 300);
-                            log(&format!("renewal failed ({}); retrying in {backoff}s", error.one_line()));
+                            log(&format!(
+                                "renewal failed ({}); retrying in {backoff}s",
+                                error.one_line()
+                            ));
                             retry_at = Some(now() + backoff);
                         }
                     }

@@ -68,7 +68,9 @@ impl Error {
     pub fn cause(&self) -> Cause {
         match self {
             Self::ConfigFile { .. } | Self::Config(_) => Cause::Config,
-            Self::Template(template::Error::SecretFile { .. }) | Self::ClientIdentity { .. } => Cause::Secret,
+            Self::Template(template::Error::SecretFile { .. }) | Self::ClientIdentity { .. } => {
+                Cause::Secret
+            }
             Self::Template(_) | Self::Key(_) => Cause::Config,
             Self::Http(error) => error.cause(),
             Self::Acme(error) => error.cause(),
@@ -134,13 +136,19 @@ impl Outcome {
 
 /// Reads and validates the config file.
 pub fn load(path: &std::path::Path) -> Result<EnrollConfig, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::ConfigFile { path: path.to_owned(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::ConfigFile {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(EnrollConfig::from_json(&bytes)?)
 }
 
 impl Plan {
     /// Expands templates with `lookup` (the process environment in production).
-    pub fn new(config: EnrollConfig, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, Error> {
+    pub fn new(
+        config: EnrollConfig,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
         let mut sans = Vec::new();
         for template_text in &config.sans {
             let san = template::san(template_text, lookup)?;
@@ -157,7 +165,13 @@ impl Plan {
         };
         let threshold = Threshold::parse(&config.renew_before)?;
         let paths = Paths::new(&config.output_dir);
-        Ok(Self { config, sans, common_name, threshold, paths })
+        Ok(Self {
+            config,
+            sans,
+            common_name,
+            threshold,
+            paths,
+        })
     }
 
     /// The env vars the program gets.
@@ -184,7 +198,11 @@ impl Plan {
 
     /// Enrolls unconditionally and writes the files. `renewal` uses EST `simplereenroll` with
     /// the current certificate as TLS client identity.
-    pub fn enroll(&self, lookup: &dyn Fn(&str) -> Option<String>, renewal: bool) -> Result<CertInfo, Error> {
+    pub fn enroll(
+        &self,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        renewal: bool,
+    ) -> Result<CertInfo, Error> {
         let config = &self.config;
         let deadline = Instant::now() + Duration::from_secs(config.timeout_seconds.max(1));
         let timeout = Duration::from_secs(config.timeout_seconds.max(1));
@@ -237,9 +255,11 @@ impl Plan {
                     VaultAuth::Kubernetes => vault::Login::Kubernetes {
                         mount: &options.kubernetes_mount,
                         role: options.kubernetes_role.as_deref().unwrap_or_default(),
-                        jwt: template::read_secret_file(&options.jwt_file).map_err(|source| vault::Error::Jwt {
-                            path: options.jwt_file.display().to_string(),
-                            source,
+                        jwt: template::read_secret_file(&options.jwt_file).map_err(|source| {
+                            vault::Error::Jwt {
+                                path: options.jwt_file.display().to_string(),
+                                source,
+                            }
                         })?,
                     },
                 };
@@ -252,10 +272,22 @@ impl Plan {
                     ttl: options.ttl.as_deref(),
                     namespace: options.namespace.as_deref(),
                 };
-                vault::enroll(&client, &settings, self.common_name.as_deref(), &self.sans, &csr)?
+                vault::enroll(
+                    &client,
+                    &settings,
+                    self.common_name.as_deref(),
+                    &self.sans,
+                    &csr,
+                )?
             }
         };
-        Ok(store::write(&self.paths, &key, &issued, &self.sans, config.app_ca_file.as_deref())?)
+        Ok(store::write(
+            &self.paths,
+            &key,
+            &issued,
+            &self.sans,
+            config.app_ca_file.as_deref(),
+        )?)
     }
 
     /// The certificate and key in the output dir, as a TLS client identity.
@@ -264,32 +296,50 @@ impl Plan {
             path: self.paths.cert.display().to_string(),
             detail: detail.to_owned(),
         };
-        let cert = std::fs::read_to_string(&self.paths.cert).map_err(|error| bad(&error.to_string()))?;
-        let chain = der::pem_decode_all(&cert, "CERTIFICATE").map_err(|error| bad(&error.to_string()))?;
-        let key = std::fs::read_to_string(&self.paths.key).map_err(|error| bad(&error.to_string()))?;
+        let cert =
+            std::fs::read_to_string(&self.paths.cert).map_err(|error| bad(&error.to_string()))?;
+        let chain =
+            der::pem_decode_all(&cert, "CERTIFICATE").map_err(|error| bad(&error.to_string()))?;
+        let key =
+            std::fs::read_to_string(&self.paths.key).map_err(|error| bad(&error.to_string()))?;
         let key = Key::from_pem(&key).map_err(|error| bad(&error.to_string()))?;
-        let identity = Identity { chain, key_pkcs8: key.to_pkcs8_der() };
+        let identity = Identity {
+            chain,
+            key_pkcs8: key.to_pkcs8_der(),
+        };
         check_identity(&identity).map_err(|detail| bad(detail))?;
         Ok(identity)
     }
 }
 
 /// The EST client identity named by the runtime (two env vars holding file paths).
-fn est_client_identity(cert_path: Option<String>, key_path: Option<String>) -> Result<Option<Identity>, Error> {
+fn est_client_identity(
+    cert_path: Option<String>,
+    key_path: Option<String>,
+) -> Result<Option<Identity>, Error> {
     let (cert_path, key_path) = match (cert_path, key_path) {
         (None, None) => return Ok(None),
         (Some(cert), Some(key)) => (cert, key),
         (Some(path), None) | (None, Some(path)) => {
-            return Err(Error::ClientIdentity { path, detail: "both the certificate and the key are needed".into() });
+            return Err(Error::ClientIdentity {
+                path,
+                detail: "both the certificate and the key are needed".into(),
+            });
         }
     };
-    let bad = |path: &str, detail: String| Error::ClientIdentity { path: path.to_owned(), detail };
-    let cert = std::fs::read_to_string(&cert_path).map_err(|error| bad(&cert_path, error.to_string()))?;
-    let chain = der::pem_decode_all(&cert, "CERTIFICATE").map_err(|error| bad(&cert_path, error.to_string()))?;
+    let bad = |path: &str, detail: String| Error::ClientIdentity {
+        path: path.to_owned(),
+        detail,
+    };
+    let cert =
+        std::fs::read_to_string(&cert_path).map_err(|error| bad(&cert_path, error.to_string()))?;
+    let chain = der::pem_decode_all(&cert, "CERTIFICATE")
+        .map_err(|error| bad(&cert_path, error.to_string()))?;
     if chain.is_empty() {
         return Err(bad(&cert_path, "no PEM certificate".into()));
     }
-    let key = std::fs::read_to_string(&key_path).map_err(|error| bad(&key_path, error.to_string()))?;
+    let key =
+        std::fs::read_to_string(&key_path).map_err(|error| bad(&key_path, error.to_string()))?;
     let key_pkcs8 = der::pem_decode_all(&key, "PRIVATE KEY")
         .ok()
         .and_then(|blocks| blocks.into_iter().next())
@@ -307,7 +357,8 @@ fn check_identity(identity: &Identity) -> Result<(), &'static str> {
     if info.version != 2 {
         return Err("not an X.509 v3 certificate");
     }
-    let key = Key::from_pkcs8_der(&identity.key_pkcs8).map_err(|_| "the key is not a usable PKCS#8 key")?;
+    let key = Key::from_pkcs8_der(&identity.key_pkcs8)
+        .map_err(|_| "the key is not a usable PKCS#8 key")?;
     if key.spki() != info.spki {
         return Err("the key does not belong to the certificate");
     }
@@ -316,5 +367,7 @@ fn check_identity(identity: &Identity) -> Result<(), &'static str> {
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }

@@ -59,7 +59,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// `renew_before` is neither a percentage nor a duration.
-    #[error("`renew_before` `{0}` is neither a percentage (`33%`) nor a duration (`90s`, `30m`, `12h`, `7d`)")]
+    #[error(
+        "`renew_before` `{0}` is neither a percentage (`33%`) nor a duration (`90s`, `30m`, `12h`, `7d`)"
+    )]
     Threshold(String),
 }
 
@@ -79,7 +81,11 @@ impl Threshold {
         let text = text.trim();
         if let Some(percent) = text.strip_suffix('%') {
             let percent: u8 = percent.trim().parse().map_err(|_| bad())?;
-            return if percent <= 100 { Ok(Self::Percent(percent)) } else { Err(bad()) };
+            return if percent <= 100 {
+                Ok(Self::Percent(percent))
+            } else {
+                Err(bad())
+            };
         }
         let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
         let (number, unit) = text.split_at(split);
@@ -97,7 +103,9 @@ impl Threshold {
     /// The Unix time at which `info` becomes due for renewal.
     pub fn renew_at(self, info: &CertInfo) -> i64 {
         let left = match self {
-            Self::Percent(percent) => (info.not_after - info.not_before).max(0) * i64::from(percent) / 100,
+            Self::Percent(percent) => {
+                (info.not_after - info.not_before).max(0) * i64::from(percent) / 100
+            }
             Self::Seconds(seconds) => seconds,
         };
         info.not_after - left
@@ -189,11 +197,19 @@ pub fn write(
     if let Some(missing) = wanted.iter().find(|san| !info.sans.contains(san)) {
         return Err(Error::MissingSan(missing.to_string()));
     }
-    let pem = |blocks: &[Vec<u8>]| blocks.iter().map(|der| der::pem_encode("CERTIFICATE", der)).collect::<String>();
+    let pem = |blocks: &[Vec<u8>]| {
+        blocks
+            .iter()
+            .map(|der| der::pem_encode("CERTIFICATE", der))
+            .collect::<String>()
+    };
     let chain = pem(&issued.chain);
     let cert = der::pem_encode("CERTIFICATE", &issued.leaf) + &chain;
     let ca = match app_ca_file {
-        Some(path) => fs::read_to_string(path).map_err(|source| Error::AppCa { path: path.to_owned(), source })?,
+        Some(path) => fs::read_to_string(path).map_err(|source| Error::AppCa {
+            path: path.to_owned(),
+            source,
+        })?,
         None => pem(&issued.ca),
     };
 
@@ -212,10 +228,17 @@ pub fn write(
 }
 
 fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
-    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&temp)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&temp, path)
@@ -232,7 +255,11 @@ fn write_error(path: &Path, source: std::io::Error) -> Error {
         Some(13) => " (permission denied: the output dir must be writable by the container's user)",
         _ => "",
     };
-    Error::Write { path: path.to_owned(), hint, source }
+    Error::Write {
+        path: path.to_owned(),
+        hint,
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -249,7 +276,13 @@ mod tests {
         for bad in ["", "33", "101%", "5w", "h"] {
             assert!(Threshold::parse(bad).is_err(), "{bad}");
         }
-        let info = CertInfo { version: 2, not_before: 0, not_after: 90, spki: Vec::new(), sans: Vec::new() };
+        let info = CertInfo {
+            version: 2,
+            not_before: 0,
+            not_after: 90,
+            spki: Vec::new(),
+            sans: Vec::new(),
+        };
         assert_eq!(Threshold::Percent(33).renew_at(&info), 61);
         assert_eq!(Threshold::Seconds(30).renew_at(&info), 60);
     }
@@ -269,19 +302,41 @@ mod tests {
         let pem = key.to_pem();
         let subject_key = rcgen::KeyPair::from_pem(&pem).unwrap();
         let leaf = params.signed_by(&subject_key, &issuer).unwrap();
-        let issued = Issued { leaf: leaf.der().to_vec(), chain: Vec::new(), ca: vec![leaf.der().to_vec()] };
+        let issued = Issued {
+            leaf: leaf.der().to_vec(),
+            chain: Vec::new(),
+            ca: vec![leaf.der().to_vec()],
+        };
         let info = write(&paths, &key, &issued, &sans, None).unwrap();
         use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(fs::metadata(&paths.key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&paths.key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let start = info.not_before;
-        assert!(matches!(check(&paths, &sans, Threshold::Percent(33), start + 86_400), Existing::Reuse(_)));
-        assert!(matches!(check(&paths, &sans, Threshold::Percent(33), start + 25 * 86_400), Existing::Enroll(_)));
+        assert!(matches!(
+            check(&paths, &sans, Threshold::Percent(33), start + 86_400),
+            Existing::Reuse(_)
+        ));
+        assert!(matches!(
+            check(&paths, &sans, Threshold::Percent(33), start + 25 * 86_400),
+            Existing::Enroll(_)
+        ));
         let more = vec![San::Dns("a.example".into()), San::Dns("b.example".into())];
-        assert!(matches!(check(&paths, &more, Threshold::Percent(33), start + 86_400), Existing::Enroll(_)));
+        assert!(matches!(
+            check(&paths, &more, Threshold::Percent(33), start + 86_400),
+            Existing::Enroll(_)
+        ));
         // A foreign key in the dir (crash between the two renames) forces enrollment.
         let other = Key::generate(ocicert_enroll_config::KeyType::EcdsaP256).unwrap();
         atomic_write(&paths.key, other.to_pem().as_bytes(), 0o600).unwrap();
-        assert!(matches!(check(&paths, &sans, Threshold::Percent(33), start + 86_400), Existing::Enroll(_)));
-        assert!(matches!(write(&paths, &other, &issued, &sans, None), Err(Error::WrongKey)));
+        assert!(matches!(
+            check(&paths, &sans, Threshold::Percent(33), start + 86_400),
+            Existing::Enroll(_)
+        ));
+        assert!(matches!(
+            write(&paths, &other, &issued, &sans, None),
+            Err(Error::WrongKey)
+        ));
     }
 }

@@ -53,7 +53,9 @@ pub fn expand(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| Error::Syntax(template.to_owned()))?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| Error::Syntax(template.to_owned()))?;
         let expression = &after[..end];
         let (name, default) = match expression.split_once(":-") {
             Some((name, default)) => (name, Some(default)),
@@ -64,7 +66,10 @@ pub fn expand(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result
             (Some(value), _) => out.push_str(&value),
             (None, Some(default)) => out.push_str(default),
             (None, None) => {
-                return Err(Error::Unset { template: template.to_owned(), variable: name.to_owned() });
+                return Err(Error::Unset {
+                    template: template.to_owned(),
+                    variable: name.to_owned(),
+                });
             }
         }
         rest = &after[end + 1..];
@@ -77,13 +82,24 @@ pub fn expand(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result
 /// as one, else a DNS name (lower-cased, checked for RFC 1123 syntax; `*.` allowed first).
 pub fn san(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<San, Error> {
     let value = expand(template, lookup)?;
-    let invalid = |kind| Error::Invalid { template: template.to_owned(), value: value.clone(), kind };
+    let invalid = |kind| Error::Invalid {
+        template: template.to_owned(),
+        value: value.clone(),
+        kind,
+    };
     if let Some(ip) = value.strip_prefix("ip:") {
-        return ip.parse::<IpAddr>().map(San::Ip).map_err(|_| invalid("IP address"));
+        return ip
+            .parse::<IpAddr>()
+            .map(San::Ip)
+            .map_err(|_| invalid("IP address"));
     }
     if let Some(uri) = value.strip_prefix("uri:") {
         let ok = uri.contains(':') && uri.is_ascii() && !uri.contains(char::is_whitespace);
-        return if ok { Ok(San::Uri(uri.to_owned())) } else { Err(invalid("URI")) };
+        return if ok {
+            Ok(San::Uri(uri.to_owned()))
+        } else {
+            Err(invalid("URI"))
+        };
     }
     let name = match value.strip_prefix("dns:") {
         Some(name) => name,
@@ -95,7 +111,11 @@ pub fn san(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Sa
         }
     };
     let name = name.trim_end_matches('.').to_ascii_lowercase();
-    if is_dns_name(&name) { Ok(San::Dns(name)) } else { Err(invalid("DNS name")) }
+    if is_dns_name(&name) {
+        Ok(San::Dns(name))
+    } else {
+        Err(invalid("DNS name"))
+    }
 }
 
 fn is_dns_name(name: &str) -> bool {
@@ -107,25 +127,33 @@ fn is_dns_name(name: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
 /// The container's environment, with `HOSTNAME` falling back to the kernel's host name (docker
 /// and Kubernetes set the env var, a plain `runc` bundle may not).
 pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.is_empty()).or_else(|| {
-        (name == "HOSTNAME")
-            .then(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-            .flatten()
-            .map(|host| host.trim().to_owned())
-            .filter(|host| !host.is_empty())
-    })
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .or_else(|| {
+            (name == "HOSTNAME")
+                .then(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+                .flatten()
+                .map(|host| host.trim().to_owned())
+                .filter(|host| !host.is_empty())
+        })
 }
 
 /// A runtime secret: the env var `name`, else the contents of the file named by `name_FILE`
 /// (the docker/compose secrets convention), trimmed of surrounding whitespace.
-pub fn secret(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, Error> {
+pub fn secret(
+    name: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, Error> {
     if let Some(value) = lookup(name).filter(|value| !value.is_empty()) {
         return Ok(Some(value));
     }
@@ -133,11 +161,13 @@ pub fn secret(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Opt
     let Some(path) = lookup(&file_variable).filter(|value| !value.is_empty()) else {
         return Ok(None);
     };
-    read_secret_file(Path::new(&path)).map(Some).map_err(|source| Error::SecretFile {
-        variable: file_variable,
-        path: PathBuf::from(path),
-        source,
-    })
+    read_secret_file(Path::new(&path))
+        .map(Some)
+        .map_err(|source| Error::SecretFile {
+            variable: file_variable,
+            path: PathBuf::from(path),
+            source,
+        })
 }
 
 /// Reads a secret file (a mounted token, a password file), trimmed.
@@ -162,23 +192,56 @@ mod tests {
 
     #[test]
     fn expands_and_types_sans() {
-        assert_eq!(san("${POD_NAME}.web.svc", &env).unwrap(), San::Dns("web-0.web.svc".into()));
-        assert_eq!(san("${HOSTNAME}", &env).unwrap(), San::Dns("web-7f9c".into()));
-        assert_eq!(san("${POD_IP}", &env).unwrap(), San::Ip("10.1.2.3".parse().unwrap()));
-        assert_eq!(san("${NOPE:-fallback}.example", &env).unwrap(), San::Dns("fallback.example".into()));
-        assert_eq!(san("${EMPTY:-x}.example", &env).unwrap(), San::Dns("x.example".into()));
-        assert_eq!(san("uri:spiffe://td/ns/${POD_NAME}", &env).unwrap(), San::Uri("spiffe://td/ns/Web-0".into()));
-        assert_eq!(san("dns:*.example.", &env).unwrap(), San::Dns("*.example".into()));
-        assert!(matches!(san("$literal.example", &env), Err(Error::Invalid { .. })));
+        assert_eq!(
+            san("${POD_NAME}.web.svc", &env).unwrap(),
+            San::Dns("web-0.web.svc".into())
+        );
+        assert_eq!(
+            san("${HOSTNAME}", &env).unwrap(),
+            San::Dns("web-7f9c".into())
+        );
+        assert_eq!(
+            san("${POD_IP}", &env).unwrap(),
+            San::Ip("10.1.2.3".parse().unwrap())
+        );
+        assert_eq!(
+            san("${NOPE:-fallback}.example", &env).unwrap(),
+            San::Dns("fallback.example".into())
+        );
+        assert_eq!(
+            san("${EMPTY:-x}.example", &env).unwrap(),
+            San::Dns("x.example".into())
+        );
+        assert_eq!(
+            san("uri:spiffe://td/ns/${POD_NAME}", &env).unwrap(),
+            San::Uri("spiffe://td/ns/Web-0".into())
+        );
+        assert_eq!(
+            san("dns:*.example.", &env).unwrap(),
+            San::Dns("*.example".into())
+        );
+        assert!(matches!(
+            san("$literal.example", &env),
+            Err(Error::Invalid { .. })
+        ));
     }
 
     #[test]
     fn reports_unset_and_invalid() {
         let error = san("${POD_NAMESPACE}.svc", &env).unwrap_err();
-        assert_eq!(error.to_string(), "SAN template `${POD_NAMESPACE}.svc` uses `POD_NAMESPACE`, which is not set");
+        assert_eq!(
+            error.to_string(),
+            "SAN template `${POD_NAMESPACE}.svc` uses `POD_NAMESPACE`, which is not set"
+        );
         assert!(matches!(san("${HOSTNAME", &env), Err(Error::Syntax(_))));
-        assert!(matches!(san("bad name.example", &env), Err(Error::Invalid { .. })));
-        assert!(matches!(san("ip:not-an-ip", &env), Err(Error::Invalid { .. })));
+        assert!(matches!(
+            san("bad name.example", &env),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            san("ip:not-an-ip", &env),
+            Err(Error::Invalid { .. })
+        ));
     }
 
     #[test]
@@ -195,9 +258,15 @@ mod tests {
             _ => None,
         };
         assert_eq!(secret("DIRECT", &lookup).unwrap().as_deref(), Some("value"));
-        assert_eq!(secret("VIA_FILE", &lookup).unwrap().as_deref(), Some("s3cret"));
+        assert_eq!(
+            secret("VIA_FILE", &lookup).unwrap().as_deref(),
+            Some("s3cret")
+        );
         assert_eq!(secret("ABSENT", &lookup).unwrap(), None);
         let error = secret("MISSING", &lookup).unwrap_err().to_string();
-        assert!(error.contains("MISSING_FILE") && !error.contains("s3cret"), "{error}");
+        assert!(
+            error.contains("MISSING_FILE") && !error.contains("s3cret"),
+            "{error}"
+        );
     }
 }

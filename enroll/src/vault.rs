@@ -152,22 +152,51 @@ pub fn enroll(
         Login::Token(token) => token.clone(),
         Login::Kubernetes { mount, role, jwt } => {
             let body = json!({ "role": role, "jwt": jwt }).to_string();
-            let response = client.post(&format!("{base}/auth/{mount}/login"), &headers, body.as_bytes())?;
+            let response = client.post(
+                &format!("{base}/auth/{mount}/login"),
+                &headers,
+                body.as_bytes(),
+            )?;
             check("login", &response)?;
             let login: LoginResponse =
-                serde_json::from_slice(&response.body).map_err(|source| Error::Json { operation: "login", source })?;
+                serde_json::from_slice(&response.body).map_err(|source| Error::Json {
+                    operation: "login",
+                    source,
+                })?;
             login.auth.client_token
         }
     };
 
     let dns: Vec<&str> = sans
         .iter()
-        .filter_map(|san| if let San::Dns(name) = san { Some(name.as_str()) } else { None })
+        .filter_map(|san| {
+            if let San::Dns(name) = san {
+                Some(name.as_str())
+            } else {
+                None
+            }
+        })
         .collect();
-    let ips: Vec<String> =
-        sans.iter().filter_map(|san| if let San::Ip(ip) = san { Some(ip.to_string()) } else { None }).collect();
-    let uris: Vec<&str> =
-        sans.iter().filter_map(|san| if let San::Uri(uri) = san { Some(uri.as_str()) } else { None }).collect();
+    let ips: Vec<String> = sans
+        .iter()
+        .filter_map(|san| {
+            if let San::Ip(ip) = san {
+                Some(ip.to_string())
+            } else {
+                None
+            }
+        })
+        .collect();
+    let uris: Vec<&str> = sans
+        .iter()
+        .filter_map(|san| {
+            if let San::Uri(uri) = san {
+                Some(uri.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
     let mut body = json!({
         "csr": der::pem_encode("CERTIFICATE REQUEST", csr_der),
         "format": "pem",
@@ -186,7 +215,10 @@ pub fn enroll(
     let response = client.post(&url, &headers, body.to_string().as_bytes())?;
     check("sign", &response)?;
     let signed: SignResponse =
-        serde_json::from_slice(&response.body).map_err(|source| Error::Json { operation: "sign", source })?;
+        serde_json::from_slice(&response.body).map_err(|source| Error::Json {
+            operation: "sign",
+            source,
+        })?;
     let leaf = der::pem_decode_all(&signed.data.certificate, "CERTIFICATE")
         .map_err(Error::Pem)?
         .into_iter()
@@ -217,8 +249,16 @@ fn check(operation: &'static str, response: &Response) -> Result<(), Error> {
         .map_or_else(|_| response.excerpt(), |errors| errors.errors.join("; "));
     let status = response.status;
     if status == 401 || status == 403 {
-        Err(Error::Auth { operation, status, detail })
+        Err(Error::Auth {
+            operation,
+            status,
+            detail,
+        })
     } else {
-        Err(Error::Refused { operation, status, detail })
+        Err(Error::Refused {
+            operation,
+            status,
+            detail,
+        })
     }
 }

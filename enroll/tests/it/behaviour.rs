@@ -15,7 +15,11 @@ use crate::support::*;
 const NOBODY: u32 = 65534;
 
 fn vault(dir: &std::path::Path) -> Mock {
-    Mock::start(dir, "vault", json!({"token": "hvs.t", "mount": "pki", "role": "web"}))
+    Mock::start(
+        dir,
+        "vault",
+        json!({"token": "hvs.t", "mount": "pki", "role": "web"}),
+    )
 }
 
 fn config(mock: &Mock, out: &std::path::Path, ttl: &str) -> EnrollConfig {
@@ -46,7 +50,15 @@ fn runs_as_non_root_and_explains_an_unwritable_dir() {
             .gid(NOBODY)
             .arg("--config")
             .arg(path)
-            .args(["--", "/bin/sh", "-c", &format!("id -u; {SHOW_ENV}"), "app", "first arg", "second"])
+            .args([
+                "--",
+                "/bin/sh",
+                "-c",
+                &format!("id -u; {SHOW_ENV}"),
+                "app",
+                "first arg",
+                "second",
+            ])
             .output()
             .unwrap()
     };
@@ -64,7 +76,8 @@ fn runs_as_non_root_and_explains_an_unwritable_dir() {
     assert_eq!(output.status.code(), Some(70));
     let line = text(&output.stderr);
     assert!(
-        line.contains("(output dir: cannot write `") && line.contains("permission denied: the output dir must be writable"),
+        line.contains("(output dir: cannot write `")
+            && line.contains("permission denied: the output dir must be writable"),
         "{line}"
     );
 }
@@ -82,7 +95,16 @@ fn execs_the_program_in_place() {
         .env("VAULT_TOKEN", "hvs.t")
         .arg("--config")
         .arg(&path)
-        .args(["--", "/bin/sh", "-c", "echo $$; printf '<%s>' \"$@\"", "sh", "", "a b", "*"])
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo $$; printf '<%s>' \"$@\"",
+            "sh",
+            "",
+            "a b",
+            "*",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -134,7 +156,10 @@ fn renew_mode_renews_signals_reaps_and_forwards() {
     // The orphaned `sleep 3` is re-parented to the stub (child subreaper)…
     std::thread::sleep(Duration::from_millis(1500));
     let children = children_of(stub_pid);
-    assert!(children.iter().any(|(_, _, name)| name == "sleep"), "no re-parented orphan: {children:?}");
+    assert!(
+        children.iter().any(|(_, _, name)| name == "sleep"),
+        "no re-parented orphan: {children:?}"
+    );
     // …and reaped when it exits: no zombie stays behind.
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(14) {
@@ -144,37 +169,65 @@ fn renew_mode_renews_signals_reaps_and_forwards() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let zombies: Vec<_> = children_of(stub_pid).into_iter().filter(|(_, state, _)| state == "Z").collect();
+    let zombies: Vec<_> = children_of(stub_pid)
+        .into_iter()
+        .filter(|(_, state, _)| state == "Z")
+        .collect();
     assert!(zombies.is_empty(), "zombies: {zombies:?}");
 
     // SIGTERM to the init reaches the app, whose exit status becomes the init's.
-    rustix::process::kill_process(rustix::process::Pid::from_raw(stub_pid as i32).unwrap(), rustix::process::Signal::TERM)
-        .unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(stub_pid as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
     let output = stub.wait_with_output().unwrap();
     let app = std::fs::read_to_string(&log).unwrap();
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "app: {app}\nstub: {stderr}");
     let hashes: Vec<&str> = app
         .lines()
-        .filter_map(|line| line.strip_prefix("started ").or_else(|| line.strip_prefix("reloaded ")))
+        .filter_map(|line| {
+            line.strip_prefix("started ")
+                .or_else(|| line.strip_prefix("reloaded "))
+        })
         .collect();
-    assert!(hashes.len() >= 3, "expected a start and two renewals: {app}\n{stderr}");
+    assert!(
+        hashes.len() >= 3,
+        "expected a start and two renewals: {app}\n{stderr}"
+    );
     let mut unique = hashes.clone();
     unique.dedup();
-    assert_eq!(unique.len(), hashes.len(), "each SIGHUP follows a new certificate: {app}");
+    assert_eq!(
+        unique.len(),
+        hashes.len(),
+        "each SIGHUP follows a new certificate: {app}"
+    );
     assert!(app.trim_end().ends_with("terminating"), "{app}");
-    assert!(stderr.matches("renewed the certificate").count() >= 2, "{stderr}");
+    assert!(
+        stderr.matches("renewed the certificate").count() >= 2,
+        "{stderr}"
+    );
 }
 
 /// (pid, state, comm) of every process whose parent is `parent`.
 fn children_of(parent: u32) -> Vec<(u32, String, String)> {
     let mut children = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
         // pid (comm) state ppid …
-        let Some((head, tail)) = stat.rsplit_once(") ") else { continue };
-        let name = head.split_once(" (").map(|(_, name)| name.to_owned()).unwrap_or_default();
+        let Some((head, tail)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let name = head
+            .split_once(" (")
+            .map(|(_, name)| name.to_owned())
+            .unwrap_or_default();
         let mut fields = tail.split(' ');
         let state = fields.next().unwrap_or_default().to_owned();
         if fields.next().and_then(|ppid| ppid.parse::<u32>().ok()) == Some(parent) {

@@ -14,8 +14,11 @@ fn est_config(mock: &Mock, out: &std::path::Path) -> EnrollConfig {
     config
 }
 
-const BASIC: [(&str, &str); 3] =
-    [("POD_NAME", "web-0"), ("OCICERT_EST_USERNAME", "estuser"), ("OCICERT_EST_PASSWORD", "estpass")];
+const BASIC: [(&str, &str); 3] = [
+    ("POD_NAME", "web-0"),
+    ("OCICERT_EST_USERNAME", "estuser"),
+    ("OCICERT_EST_PASSWORD", "estpass"),
+];
 
 #[test]
 fn basic_auth_enrollment_follows_rfc7030() {
@@ -26,7 +29,10 @@ fn basic_auth_enrollment_follows_rfc7030() {
     let output = run_stub(&config_path, &BASIC);
     assert_app_ran(&output, &out);
     let sans = openssl_x509(&out.join("cert.pem"), &["-ext", "subjectAltName"]);
-    assert!(sans.contains("DNS:web-0.est.example.test") && sans.contains("IP Address:10.9.8.7"), "{sans}");
+    assert!(
+        sans.contains("DNS:web-0.est.example.test") && sans.contains("IP Address:10.9.8.7"),
+        "{sans}"
+    );
     // ca.pem is what /cacerts returned, and the cert chains to it.
     let verify = openssl_verify(&out.join("ca.pem"), None, &out.join("cert.pem"));
     assert!(verify.status.success(), "{}", text(&verify.stderr));
@@ -43,12 +49,19 @@ fn basic_auth_enrollment_follows_rfc7030() {
     let fresh = est_config(&mock, &scratch.path().join("out2"));
     let wrong = run_stub(
         &write_config(scratch.path(), &fresh),
-        &[("POD_NAME", "web-0"), ("OCICERT_EST_USERNAME", "estuser"), ("OCICERT_EST_PASSWORD", "nope")],
+        &[
+            ("POD_NAME", "web-0"),
+            ("OCICERT_EST_USERNAME", "estuser"),
+            ("OCICERT_EST_PASSWORD", "nope"),
+        ],
     );
     assert_eq!(wrong.status.code(), Some(70));
     let line = text(&wrong.stderr);
     assert_eq!(line.lines().count(), 1);
-    assert!(line.contains("(auth: EST simpleenroll was refused: HTTP 401"), "{line}");
+    assert!(
+        line.contains("(auth: EST simpleenroll was refused: HTTP 401"),
+        "{line}"
+    );
     assert!(!line.contains("nope"));
 }
 
@@ -63,44 +76,82 @@ fn client_certificate_auth_label_and_pending() {
         json!({"users": [], "client_ca": dir.join("est-ca.pem"), "label": "workloads", "pending_once": true}),
     );
     let (cert_path, key_path) = (dir.join("client.pem"), dir.join("client.key"));
-    openssl(&["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=bootstrap-device"], &[
-        ("-keyout", &key_path),
-        ("-out", &dir.join("client.csr")),
-    ]);
+    openssl(
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=bootstrap-device",
+        ],
+        &[("-keyout", &key_path), ("-out", &dir.join("client.csr"))],
+    );
     let extensions = dir.join("client.ext");
-    std::fs::write(&extensions, "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n").unwrap();
+    std::fs::write(
+        &extensions,
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
     // A v1 certificate (no extensions) must be refused with a message, not a panic.
-    openssl(&["x509", "-req", "-days", "1", "-CAcreateserial"], &[
-        ("-in", &dir.join("client.csr")),
-        ("-CA", &mock.pki.ca_cert),
-        ("-CAkey", &mock.pki.ca_key),
-        ("-out", &dir.join("client-v1.pem")),
-    ]);
-    openssl(&["x509", "-req", "-days", "1", "-CAcreateserial"], &[
-        ("-extfile", &extensions),
-        ("-in", &dir.join("client.csr")),
-        ("-CA", &mock.pki.ca_cert),
-        ("-CAkey", &mock.pki.ca_key),
-        ("-out", &cert_path),
-    ]);
+    openssl(
+        &["x509", "-req", "-days", "1", "-CAcreateserial"],
+        &[
+            ("-in", &dir.join("client.csr")),
+            ("-CA", &mock.pki.ca_cert),
+            ("-CAkey", &mock.pki.ca_key),
+            ("-out", &dir.join("client-v1.pem")),
+        ],
+    );
+    openssl(
+        &["x509", "-req", "-days", "1", "-CAcreateserial"],
+        &[
+            ("-extfile", &extensions),
+            ("-in", &dir.join("client.csr")),
+            ("-CA", &mock.pki.ca_cert),
+            ("-CAkey", &mock.pki.ca_key),
+            ("-out", &cert_path),
+        ],
+    );
 
     let out = dir.join("out");
     let mut config = est_config(&mock, &out);
-    let Ca::Est(est) = &mut config.ca else { unreachable!() };
+    let Ca::Est(est) = &mut config.ca else {
+        unreachable!()
+    };
     est.label = Some("workloads".into());
     let config_path = write_config(dir, &config);
     let (cert_text, key_text) = (cert_path.to_string_lossy(), key_path.to_string_lossy());
     let v1_text = dir.join("client-v1.pem").to_string_lossy().into_owned();
     let v1 = run_stub(
         &config_path,
-        &[("POD_NAME", "web-1"), ("OCICERT_EST_CLIENT_CERT", &v1_text), ("OCICERT_EST_CLIENT_KEY", &key_text)],
+        &[
+            ("POD_NAME", "web-1"),
+            ("OCICERT_EST_CLIENT_CERT", &v1_text),
+            ("OCICERT_EST_CLIENT_KEY", &key_text),
+        ],
     );
     assert_eq!(v1.status.code(), Some(70));
-    assert!(text(&v1.stderr).contains("(secret: cannot use the EST client certificate"), "{}", text(&v1.stderr));
-    assert!(text(&v1.stderr).contains("not an X.509 v3 certificate"), "{}", text(&v1.stderr));
+    assert!(
+        text(&v1.stderr).contains("(secret: cannot use the EST client certificate"),
+        "{}",
+        text(&v1.stderr)
+    );
+    assert!(
+        text(&v1.stderr).contains("not an X.509 v3 certificate"),
+        "{}",
+        text(&v1.stderr)
+    );
     let output = run_stub(
         &config_path,
-        &[("POD_NAME", "web-1"), ("OCICERT_EST_CLIENT_CERT", &cert_text), ("OCICERT_EST_CLIENT_KEY", &key_text)],
+        &[
+            ("POD_NAME", "web-1"),
+            ("OCICERT_EST_CLIENT_CERT", &cert_text),
+            ("OCICERT_EST_CLIENT_KEY", &key_text),
+        ],
     );
     assert_app_ran(&output, &out);
     let requests = mock.requests();
@@ -116,7 +167,11 @@ fn client_certificate_auth_label_and_pending() {
     let mut fresh = config.clone();
     fresh.output_dir = dir.join("out2");
     let output = run_stub(&write_config(dir, &fresh), &[("POD_NAME", "web-1")]);
-    assert!(text(&output.stderr).contains("(auth: EST simpleenroll was refused: HTTP 401"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("(auth: EST simpleenroll was refused: HTTP 401"),
+        "{}",
+        text(&output.stderr)
+    );
 }
 
 #[test]
@@ -137,8 +192,17 @@ fn every_key_type() {
         assert_app_ran(&output, &out);
         let details = openssl_x509(&out.join("cert.pem"), &["-text"]);
         assert!(details.contains(expected), "{key_type:?}: {details}");
-        let key = std::process::Command::new("openssl").arg("pkey").arg("-in").arg(out.join("key.pem")).arg("-noout").status().unwrap();
-        assert!(key.success(), "{key_type:?} key file is not readable PKCS#8");
+        let key = std::process::Command::new("openssl")
+            .arg("pkey")
+            .arg("-in")
+            .arg(out.join("key.pem"))
+            .arg("-noout")
+            .status()
+            .unwrap();
+        assert!(
+            key.success(),
+            "{key_type:?} key file is not readable PKCS#8"
+        );
     }
 }
 
@@ -149,5 +213,9 @@ fn openssl(args: &[&str], paths: &[(&str, &std::path::Path)]) {
         command.arg(flag).arg(path);
     }
     let output = command.output().unwrap();
-    assert!(output.status.success(), "openssl {args:?}: {}", text(&output.stderr));
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        text(&output.stderr)
+    );
 }

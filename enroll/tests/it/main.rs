@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod acme;
-mod support;
-mod est;
-mod vault;
 mod behaviour;
 mod container;
+mod est;
+mod support;
+mod vault;

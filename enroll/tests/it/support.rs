@@ -20,15 +20,23 @@ pub fn require(program: &str, package: &str) {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|status| status.success());
-    assert!(found, "`{program}` is missing: install the Debian package `{package}` (scripts/test does)");
+    assert!(
+        found,
+        "`{program}` is missing: install the Debian package `{package}` (scripts/test does)"
+    );
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
 }
 
 pub fn support_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(name)
 }
 
 /// A child process killed and reaped on drop.
@@ -62,7 +70,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("{} did not listen on {port}: {}", self.name, self.log_text());
+        panic!(
+            "{} did not listen on {port}: {}",
+            self.name,
+            self.log_text()
+        );
     }
 
     pub fn log_text(&self) -> String {
@@ -90,15 +102,23 @@ impl Pki {
         std::fs::create_dir_all(dir).unwrap();
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
         let server_key = rcgen::KeyPair::generate().unwrap();
         let mut server_params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        server_params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .unwrap();
+        server_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
         server_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
         let pki = Self {
@@ -143,7 +163,8 @@ impl Pebble {
         require("pebble", "pebble");
         std::fs::create_dir_all(dir).unwrap();
         let pki = Pki::new(dir, "pebble");
-        let (port, management_port, http_port, tls_port) = (free_port(), free_port(), free_port(), free_port());
+        let (port, management_port, http_port, tls_port) =
+            (free_port(), free_port(), free_port(), free_port());
         let mut pebble = serde_json::json!({
             "listenAddress": format!("127.0.0.1:{port}"),
             "managementListenAddress": format!("127.0.0.1:{management_port}"),
@@ -157,7 +178,11 @@ impl Pebble {
         let config = dir.join("pebble.json");
         std::fs::write(&config, serde_json::json!({ "pebble": pebble }).to_string()).unwrap();
         let mut command = Command::new("pebble");
-        command.arg("-config").arg(&config).env("PEBBLE_VA_NOSLEEP", "1").env("PEBBLE_AUTHZREUSE", "0");
+        command
+            .arg("-config")
+            .arg(&config)
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_AUTHZREUSE", "0");
         if options.always_valid {
             command.env("PEBBLE_VA_ALWAYS_VALID", "1");
         }
@@ -170,7 +195,14 @@ impl Pebble {
         let mut daemon = Daemon::spawn("pebble", &mut command, dir.join("pebble.log"));
         daemon.wait_port(port);
         daemon.wait_port(management_port);
-        Self { daemon, port, management_port, http_port, pki, dir: dir.to_owned() }
+        Self {
+            daemon,
+            port,
+            management_port,
+            http_port,
+            pki,
+            dir: dir.to_owned(),
+        }
     }
 
     pub fn directory_url(&self) -> String {
@@ -183,7 +215,10 @@ impl Pebble {
         let output = Command::new("curl")
             .args(["-sf", "--cacert"])
             .arg(&self.pki.ca_cert)
-            .arg(format!("https://127.0.0.1:{}/roots/0", self.management_port))
+            .arg(format!(
+                "https://127.0.0.1:{}/roots/0",
+                self.management_port
+            ))
             .output()
             .unwrap();
         assert!(output.status.success(), "cannot fetch pebble's root");
@@ -197,10 +232,27 @@ pub fn challtestsrv(dir: &Path) -> (Daemon, u16) {
     require("pebble-challtestsrv", "pebble");
     let (dns, management) = (free_port(), free_port());
     let mut command = Command::new("pebble-challtestsrv");
-    command.args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-http01", "", "-https01", "", "-tlsalpn01", ""]);
+    command.args([
+        "-defaultIPv4",
+        "127.0.0.1",
+        "-defaultIPv6",
+        "",
+        "-http01",
+        "",
+        "-https01",
+        "",
+        "-tlsalpn01",
+        "",
+    ]);
     command.arg("-dns01").arg(format!("127.0.0.1:{dns}"));
-    command.arg("-management").arg(format!("127.0.0.1:{management}"));
-    let mut daemon = Daemon::spawn("pebble-challtestsrv", &mut command, dir.join("challtestsrv.log"));
+    command
+        .arg("-management")
+        .arg(format!("127.0.0.1:{management}"));
+    let mut daemon = Daemon::spawn(
+        "pebble-challtestsrv",
+        &mut command,
+        dir.join("challtestsrv.log"),
+    );
     daemon.wait_port(management);
     (daemon, dns)
 }
@@ -233,9 +285,18 @@ impl Mock {
         std::fs::write(&config_path, config.to_string()).unwrap();
         let mut command = Command::new("/usr/bin/python3");
         command.arg(support_file("pkimock.py")).arg(&config_path);
-        let mut daemon = Daemon::spawn("pkimock.py", &mut command, dir.join(format!("{mode}-mock.log")));
+        let mut daemon = Daemon::spawn(
+            "pkimock.py",
+            &mut command,
+            dir.join(format!("{mode}-mock.log")),
+        );
         daemon.wait_port(port);
-        Self { daemon, port, pki, requests }
+        Self {
+            daemon,
+            port,
+            pki,
+            requests,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -276,7 +337,15 @@ pub fn run_stub(config: &Path, env: &[(&str, &str)]) -> Output {
         .envs(env.iter().copied())
         .arg("--config")
         .arg(config)
-        .args(["--", "/bin/sh", "-c", SHOW_ENV, "app", "first arg", "second"]);
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            SHOW_ENV,
+            "app",
+            "first arg",
+            "second",
+        ]);
     command.output().unwrap()
 }
 
@@ -286,8 +355,17 @@ pub fn text(bytes: &[u8]) -> String {
 
 /// `openssl x509 -noout -ext subjectAltName` etc. of the first certificate of `pem`.
 pub fn openssl_x509(pem: &Path, args: &[&str]) -> String {
-    let output = Command::new("openssl").args(["x509", "-noout", "-in"]).arg(pem).args(args).output().unwrap();
-    assert!(output.status.success(), "openssl x509 failed: {}", text(&output.stderr));
+    let output = Command::new("openssl")
+        .args(["x509", "-noout", "-in"])
+        .arg(pem)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "openssl x509 failed: {}",
+        text(&output.stderr)
+    );
     text(&output.stdout)
 }
 
@@ -305,11 +383,17 @@ pub fn openssl_verify(root: &Path, chain: Option<&Path>, cert: &Path) -> Output 
 pub fn assert_app_ran(output: &Output, out_dir: &Path) {
     let stdout = text(&output.stdout);
     let stderr = text(&output.stderr);
-    assert!(output.status.success(), "stub failed: {stderr}\nstdout: {stdout}");
+    assert!(
+        output.status.success(),
+        "stub failed: {stderr}\nstdout: {stdout}"
+    );
     let expected = format!(
         "cert={0}/cert.pem key={0}/key.pem ca={0}/ca.pem chain={0}/chain.pem args=first arg second",
         out_dir.display()
     );
-    assert!(stdout.contains(&expected), "app output: {stdout}\nstderr: {stderr}");
+    assert!(
+        stdout.contains(&expected),
+        "app output: {stdout}\nstderr: {stderr}"
+    );
     assert!(stdout.contains("-----BEGIN CERTIFICATE-----"), "{stdout}");
 }
