@@ -143,6 +143,8 @@ impl std::fmt::Display for San {
 pub struct CertInfo {
     /// X.509 version field (2 means v3).
     pub version: u8,
+    /// Issuer and subject are the same name (a root, or a self-signed leaf).
+    pub self_issued: bool,
     /// notBefore, seconds since the Unix epoch.
     pub not_before: i64,
     /// notAfter, seconds since the Unix epoch.
@@ -167,12 +169,12 @@ pub fn parse_certificate(der: &[u8]) -> Result<CertInfo, Error> {
     };
     fields.any()?; // serialNumber
     fields.expect(SEQUENCE, "signature algorithm")?;
-    fields.expect(SEQUENCE, "issuer")?;
+    let issuer = fields.expect(SEQUENCE, "issuer")?.raw;
     let validity = fields.expect(SEQUENCE, "validity")?;
     let mut times = Reader::new(validity.content);
     let not_before = parse_time(times.any()?)?;
     let not_after = parse_time(times.any()?)?;
-    fields.expect(SEQUENCE, "subject")?;
+    let self_issued = fields.expect(SEQUENCE, "subject")?.raw == issuer;
     let spki = fields
         .expect(SEQUENCE, "subjectPublicKeyInfo")?
         .raw
@@ -196,6 +198,7 @@ pub fn parse_certificate(der: &[u8]) -> Result<CertInfo, Error> {
     }
     Ok(CertInfo {
         version,
+        self_issued,
         not_before,
         not_after,
         spki,
@@ -424,6 +427,7 @@ mod tests {
         let cert = params.self_signed(&key).unwrap();
         let info = parse_certificate(cert.der()).unwrap();
         assert_eq!(info.version, 2);
+        assert!(info.self_issued);
         assert_eq!(info.not_before, 1_893_542_400);
         assert_eq!(info.not_after, 1_896_307_200);
         assert_eq!(

@@ -307,7 +307,7 @@ impl Plan {
             chain,
             key_pkcs8: key.to_pkcs8_der(),
         };
-        check_identity(&identity).map_err(|detail| bad(detail))?;
+        check_identity(&identity).map_err(bad)?;
         Ok(identity)
     }
 }

@@ -278,6 +278,7 @@ mod tests {
         }
         let info = CertInfo {
             version: 2,
+            self_issued: false,
             not_before: 0,
             not_after: 90,
             spki: Vec::new(),

@@ -234,6 +234,10 @@ pub fn enroll(
         chain = der::pem_decode_all(&signed.data.issuing_ca, "CERTIFICATE").map_err(Error::Pem)?;
     }
     let ca = chain.last().cloned().into_iter().collect();
+    // The root (self-issued) belongs in ca.pem, not in the chain a server presents.
+    chain.retain(|certificate| {
+        der::parse_certificate(certificate).map_or(true, |info| !info.self_issued)
+    });
     Ok(Issued { leaf, chain, ca })
 }
 

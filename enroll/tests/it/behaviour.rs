@@ -18,7 +18,7 @@ fn vault(dir: &std::path::Path) -> Mock {
     Mock::start(
         dir,
         "vault",
-        json!({"token": "hvs.t", "mount": "pki", "role": "web"}),
+        &json!({"token": "hvs.t", "mount": "pki", "role": "web"}),
     )
 }
 
@@ -235,4 +235,68 @@ fn children_of(parent: u32) -> Vec<(u32, String, String)> {
         }
     }
     children
+}
+
+#[test]
+fn renew_mode_uses_est_simplereenroll_with_the_current_certificate() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
+    let mock = Mock::start(
+        dir,
+        "est",
+        &json!({"users": ["u:p"], "client_ca": dir.join("est-ca.pem"), "validity_seconds": 4}),
+    );
+    let out = dir.join("out");
+    let mut config =
+        EnrollConfig::new(Ca::Est(ocicert_enroll_config::EstOptions::new(&mock.url())));
+    config.tls_ca_file = Some(mock.pki.ca_cert.clone());
+    config.sans = vec!["reenroll.example.test".into()];
+    config.output_dir = out.clone();
+    config.renew.enabled = true;
+    config.renew.signal = "SIGUSR1".into();
+    let path = write_config(dir, &config);
+    let log = dir.join("app.log");
+    let stub = Command::new(stub_binary())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("OCICERT_EST_USERNAME", "u")
+        .env("OCICERT_EST_PASSWORD", "p")
+        .arg("--config")
+        .arg(&path)
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "trap 'echo usr1' USR1; trap 'exit 0' TERM; while :; do sleep 0.1; done",
+        ])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15)
+        && !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("usr1")
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(stub.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let output = stub.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        std::fs::read_to_string(&log).unwrap().contains("usr1"),
+        "{}",
+        text(&output.stderr)
+    );
+    let requests = mock.requests();
+    let reenroll = requests
+        .iter()
+        .find(|request| request["path"] == "/.well-known/est/simplereenroll")
+        .unwrap_or_else(|| panic!("no simplereenroll: {requests:?}"));
+    assert_eq!(reenroll["client_cert"], "CN=reenroll.example.test");
 }

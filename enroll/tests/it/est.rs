@@ -23,7 +23,11 @@ const BASIC: [(&str, &str); 3] = [
 #[test]
 fn basic_auth_enrollment_follows_rfc7030() {
     let scratch = tempfile::tempdir().unwrap();
-    let mock = Mock::start(scratch.path(), "est", json!({"users": ["estuser:estpass"]}));
+    let mock = Mock::start(
+        scratch.path(),
+        "est",
+        &json!({"users": ["estuser:estpass"]}),
+    );
     let out = scratch.path().join("out");
     let config_path = write_config(scratch.path(), &est_config(&mock, &out));
     let output = run_stub(&config_path, &BASIC);
@@ -73,7 +77,7 @@ fn client_certificate_auth_label_and_pending() {
     let mock = Mock::start(
         dir,
         "est",
-        json!({"users": [], "client_ca": dir.join("est-ca.pem"), "label": "workloads", "pending_once": true}),
+        &json!({"users": [], "client_ca": dir.join("est-ca.pem"), "label": "workloads", "pending_once": true}),
     );
     let (cert_path, key_path) = (dir.join("client.pem"), dir.join("client.key"));
     openssl(
@@ -177,7 +181,11 @@ fn client_certificate_auth_label_and_pending() {
 #[test]
 fn every_key_type() {
     let scratch = tempfile::tempdir().unwrap();
-    let mock = Mock::start(scratch.path(), "est", json!({"users": ["estuser:estpass"]}));
+    let mock = Mock::start(
+        scratch.path(),
+        "est",
+        &json!({"users": ["estuser:estpass"]}),
+    );
     for (key_type, expected) in [
         (KeyType::EcdsaP256, "prime256v1"),
         (KeyType::EcdsaP384, "secp384r1"),

@@ -267,7 +267,7 @@ pub struct Mock {
 
 impl Mock {
     /// `settings` is merged into the server's config (see the script's docstring).
-    pub fn start(dir: &Path, mode: &str, settings: serde_json::Value) -> Self {
+    pub fn start(dir: &Path, mode: &str, settings: &serde_json::Value) -> Self {
         require("/usr/bin/python3", "python3-cryptography");
         std::fs::create_dir_all(dir).unwrap();
         let pki = Pki::new(dir, mode);

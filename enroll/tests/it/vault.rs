@@ -23,7 +23,7 @@ fn mock(dir: &std::path::Path) -> Mock {
     Mock::start(
         dir,
         "vault",
-        json!({"token": "hvs.roottoken", "mount": "pki", "role": "web", "kube_role": "app", "kube_jwt": "eyJhbGciOiJSUzI1NiJ9.test.jwt"}),
+        &json!({"token": "hvs.roottoken", "mount": "pki", "role": "web", "kube_role": "app", "kube_jwt": "eyJhbGciOiJSUzI1NiJ9.test.jwt"}),
     )
 }
 
