@@ -314,9 +314,56 @@ pub struct InjectArgs {
     #[arg(long, requires = "sign_key")]
     pub attest: bool,
     #[command(flatten)]
+    pub enroll: EnrollArgs,
+    #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub signing: SigningArgs,
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+/// Which enrollment protocol the stub speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EnrollProtocol {
+    Acme,
+    Est,
+    Vault,
+}
+
+/// `inject --enroll`: add the init-time enrollment stub and make it the entrypoint.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnrollArgs {
+    /// Enroll for a fresh certificate at container start with this protocol.
+    #[arg(long, value_enum, requires_all = ["enroll_url", "enroll_sans"])]
+    pub enroll: Option<EnrollProtocol>,
+    /// ACME directory URL, EST server URL (the stub adds `/.well-known/est/…`) or Vault address.
+    #[arg(long, value_name = "URL")]
+    pub enroll_url: Option<String>,
+    /// SubjectAltName template (repeatable): `${HOSTNAME}`, `${POD_NAME}.svc`, any env var, or a
+    /// fixed name or IP.
+    #[arg(long = "enroll-san", value_name = "TEMPLATE")]
+    pub enroll_sans: Vec<String>,
+    /// Key generated at start: ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-2048, rsa-3072.
+    #[arg(long, value_name = "TYPE", default_value = "ecdsa-p256")]
+    pub enroll_key_type: String,
+    /// Start the app even when enrollment fails (default: exit non-zero).
+    #[arg(long)]
+    pub enroll_optional: bool,
+    /// Keep the stub as a minimal init that renews the certificate at 2/3 of its lifetime.
+    #[arg(long)]
+    pub enroll_renew: bool,
+    /// PEM bundle inside the image that the enrollment server must chain to (default: the
+    /// image's system bundle, which now includes the injected CAs).
+    #[arg(long, value_name = "PATH")]
+    pub enroll_tls_ca: Option<String>,
+    /// Vault PKI role (`sign/<role>`).
+    #[arg(long, value_name = "ROLE")]
+    pub enroll_vault_role: Option<String>,
+    /// Vault PKI mount (default `pki`).
+    #[arg(long, value_name = "MOUNT")]
+    pub enroll_vault_mount: Option<String>,
+    /// A complete enrollment config (JSON, see docs/enroll.md) instead of the flags above.
+    #[arg(long, value_name = "FILE", conflicts_with = "enroll")]
+    pub enroll_config: Option<std::path::PathBuf>,
 }

@@ -77,6 +77,8 @@ pub fn load_cas(paths: &[std::path::PathBuf], allow_non_ca: bool) -> anyhow::Res
 struct Injected {
     image: Image,
     new_blobs: Vec<(String, Vec<u8>)>,
+    /// The enrollment stub's version and config hash, when one was added.
+    stub: Option<Value>,
 }
 
 fn manifest_json(image: &Image) -> anyhow::Result<(Value, String)> {
@@ -204,8 +206,57 @@ fn inject_one(
         java_store_password: args.java_store_password.clone(),
         env_override: args.env_override,
     };
-    let plan = plan::plan(&view, &contents, cas, &env, &settings)
+    let mut plan = plan::plan(&view, &contents, cas, &env, &settings)
         .with_context(|| format!("{platform}: cannot plan the injection"))?;
+    // The entrypoint without any stub of an earlier injection, then with this one's, if any.
+    let original: Vec<Value> = config
+        .pointer("/config/Entrypoint")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut entrypoint = crate::inject::enroll::unwrap_entrypoint(&original);
+    let mut stub_info = None;
+    if let Some(enroll) = enrollment(args, &view, &plan)? {
+        stub_info = Some(serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "protocol": enroll.ca.protocol(),
+            "config_sha256": image::digest::sha256(&enroll.to_json()),
+        }));
+        let architecture = image
+            .platform
+            .as_ref()
+            .map_or("amd64", |p| p.architecture.as_str());
+        let stub = crate::inject::enroll::stub_for(architecture)?;
+        plan.entries.insert(
+            crate::inject::enroll::STUB_PATH.into(),
+            plan::Entry::Executable(stub),
+        );
+        plan.entries.insert(
+            crate::inject::enroll::CONFIG_PATH.into(),
+            plan::Entry::File(enroll.to_json()),
+        );
+        if !view.exists("/.ocicert") {
+            plan.entries
+                .insert("/.ocicert".into(), plan::Entry::Directory);
+        }
+        entrypoint = crate::inject::enroll::wrap_entrypoint(&entrypoint, args.enroll.enroll_renew);
+        plan.actions.push(format!(
+            "enroll with {} at {} on start: Entrypoint becomes {}",
+            enroll.ca.protocol(),
+            enroll.ca.url(),
+            serde_json::to_string(&entrypoint).unwrap_or_default()
+        ));
+    }
+    if entrypoint != original {
+        if !config.get("config").is_some_and(Value::is_object) {
+            config["config"] = serde_json::json!({});
+        }
+        config["config"]["Entrypoint"] = if entrypoint.is_empty() {
+            Value::Null
+        } else {
+            Value::from(entrypoint)
+        };
+    }
     let family = plan
         .family
         .as_ref()
@@ -220,6 +271,7 @@ fn inject_one(
             let kind = match entry {
                 plan::Entry::Directory => "dir ".to_string(),
                 plan::Entry::File(bytes) => format!("file {} bytes", bytes.len()),
+                plan::Entry::Executable(bytes) => format!("executable {} bytes", bytes.len()),
                 plan::Entry::Symlink(target) => format!("link -> {target}"),
             };
             report.push_str(&format!("    {path}  ({kind})\n"));
@@ -261,6 +313,7 @@ fn inject_one(
             (layer.digest, layer.compressed),
             (config_digest, config_bytes),
         ],
+        stub: stub_info,
     }))
 }
 
@@ -305,6 +358,7 @@ pub fn run(
     if args.dry_run {
         return Ok(Status::Clean);
     }
+    let stub = injected.iter().find_map(|i| i.stub.clone());
     let destination = args
         .to
         .as_deref()
@@ -353,7 +407,8 @@ pub fn run(
             if let Some(signer) = &signer {
                 runtime.block_on(super::sign::sign_digest(&client, &target, &digest, signer))?;
                 if args.attest {
-                    let predicate = attestation(&result, &args.image, &cas, cache.as_ref())?;
+                    let predicate =
+                        attestation(&result, &args.image, &cas, stub.clone(), cache.as_ref())?;
                     runtime.block_on(super::sign::attest(
                         &client,
                         &target,
@@ -390,6 +445,63 @@ pub fn run(
     Ok(Status::Clean)
 }
 
+/// The enrollment config from `--enroll-config` or the `--enroll*` flags, if any.
+fn enrollment(
+    args: &InjectArgs,
+    view: &View,
+    plan: &plan::Plan,
+) -> anyhow::Result<Option<ocicert_enroll_config::EnrollConfig>> {
+    use ocicert_enroll_config::EnrollConfig;
+    let flags = &args.enroll;
+    if let Some(path) = &flags.enroll_config {
+        let bytes = fs_err::read(path)?;
+        return Ok(Some(EnrollConfig::from_json(&bytes).with_context(
+            || format!("`{}` is not a valid enrollment config", path.display()),
+        )?));
+    }
+    let Some(protocol) = flags.enroll else {
+        return Ok(None);
+    };
+    let url = flags.enroll_url.clone().unwrap_or_default();
+    let ca = match protocol {
+        crate::cli::EnrollProtocol::Acme => serde_json::json!({"protocol": "acme", "url": url}),
+        crate::cli::EnrollProtocol::Est => serde_json::json!({"protocol": "est", "url": url}),
+        crate::cli::EnrollProtocol::Vault => {
+            let role = flags
+                .enroll_vault_role
+                .clone()
+                .ok_or_else(|| anyhow!("--enroll vault needs --enroll-vault-role"))?;
+            let mut vault =
+                serde_json::to_value(ocicert_enroll_config::VaultOptions::new(&url, &role))?;
+            vault["protocol"] = "vault".into();
+            if let Some(mount) = &flags.enroll_vault_mount {
+                vault["mount"] = mount.clone().into();
+            }
+            vault
+        }
+    };
+    let tls_ca = flags.enroll_tls_ca.clone().or_else(|| {
+        plan::SYSTEM_BUNDLES
+            .iter()
+            .filter_map(|bundle| view.resolve(bundle))
+            .find(|target| plan.entries.contains_key(target) || view.exists(target))
+    });
+    let mut config = serde_json::json!({
+        "version": ocicert_enroll_config::VERSION,
+        "ca": ca,
+        "sans": flags.enroll_sans,
+        "key_type": flags.enroll_key_type,
+        "required": !flags.enroll_optional,
+    });
+    if let Some(path) = tls_ca {
+        config["tls_ca_file"] = path.into();
+    }
+    let bytes = serde_json::to_vec(&config)?;
+    Ok(Some(EnrollConfig::from_json(&bytes).context(
+        "the --enroll flags do not make a valid enrollment config",
+    )?))
+}
+
 /// The predicate type of ocicert's injection attestation.
 pub const ATTESTATION_TYPE: &str = "https://ocicert.dev/attestation/inject/v1";
 
@@ -399,6 +511,7 @@ fn attestation(
     result: &Opened,
     reference: &str,
     cas: &[Ca],
+    stub: Option<Value>,
     cache: Option<&crate::cache::Cache>,
 ) -> anyhow::Result<Value> {
     let settings = crate::scan::Settings {
@@ -427,7 +540,7 @@ fn attestation(
     Ok(serde_json::json!({
         "base": bases,
         "cas": cas.iter().map(|ca| serde_json::json!({"subject": ca.info.subject, "fingerprint": ca.info.fingerprint})).collect::<Vec<_>>(),
-        "stub": null,
+        "stub": stub,
         "scan": report.summary,
     }))
 }

@@ -43,9 +43,13 @@ pub fn layer(
                 header.set_size(0);
                 builder.append_data(&mut header, format!("{relative}/"), &[][..])?;
             }
-            Entry::File(bytes) => {
+            Entry::File(bytes) | Entry::Executable(bytes) => {
                 header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(0o644);
+                header.set_mode(if matches!(entry, Entry::Executable(_)) {
+                    0o755
+                } else {
+                    0o644
+                });
                 header.set_size(bytes.len() as u64);
                 builder.append_data(&mut header, relative, &bytes[..])?;
             }

@@ -5,6 +5,7 @@
 //! returns layer bytes and JSON; reading blobs and pushing belong to `commands::inject`.
 
 pub mod build;
+pub mod enroll;
 pub mod fsview;
 pub mod java;
 pub mod plan;

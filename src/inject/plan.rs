@@ -103,6 +103,8 @@ pub struct Settings {
 pub enum Entry {
     Directory,
     File(Vec<u8>),
+    /// A file with mode 0755.
+    Executable(Vec<u8>),
     Symlink(String),
 }
 

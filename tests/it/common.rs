@@ -22,6 +22,8 @@ pub fn fixture(name: &str) -> Vec<u8> {
 /// One tar entry of a layer.
 pub enum Entry {
     File(&'static str, Vec<u8>),
+    /// A file with mode 0755.
+    Executable(&'static str, Vec<u8>),
     Dir(&'static str),
     Symlink(&'static str, &'static str),
     Hardlink(&'static str, &'static str),
@@ -35,9 +37,13 @@ pub fn tar(entries: &[Entry]) -> Vec<u8> {
         header.set_uid(0);
         header.set_gid(0);
         match entry {
-            Entry::File(path, data) => {
+            Entry::File(path, data) | Entry::Executable(path, data) => {
                 header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(0o644);
+                header.set_mode(if matches!(entry, Entry::Executable(..)) {
+                    0o755
+                } else {
+                    0o644
+                });
                 header.set_size(data.len() as u64);
                 builder
                     .append_data(&mut header, path, &data[..])

@@ -731,3 +731,209 @@ fn debian_rootfs_trusts_the_ca_in_a_chroot_and_pushes_only_new_blobs() {
     assert_eq!(inspected["Digest"].as_str().unwrap(), pushed.stdout.trim());
     let _ = PathBuf::new();
 }
+
+/// `inject --ca --enroll est` on a busybox image, pushed to the real registry, pulled back with
+/// skopeo, unpacked with umoci and run under runc (read-only root, tmpfs output dir): the stub
+/// trusts the EST server through the injected CA, enrolls for the templated SAN, and execs the
+/// original entrypoint, which sees the certificate files and env vars.
+#[test]
+fn enrollment_stub_runs_before_the_original_entrypoint_under_runc() {
+    require("runc", "runc");
+    require("/bin/busybox", "busybox-static");
+    let stub_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/stubs/amd64/ocicert-enroll");
+    if !stub_dir.exists() {
+        let built =
+            Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-stubs.sh"))
+                .arg("amd64")
+                .status()
+                .unwrap();
+        assert!(built.success(), "scripts/build-stubs.sh amd64");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    // The EST test server (RFC 7030) with a certificate from the CA that inject adds.
+    let port = crate::support::free_port();
+    let log = dir.path().join("est.jsonl");
+    let mock_config = dir.path().join("est.json");
+    fs_err::write(&mock_config, json!({"mode": "est", "port": port, "tls_cert": pki.path("server.pem"), "tls_key": pki.path("server.key"),
+        "ca_cert": pki.path("ca.pem"), "ca_key": pki.path("ca.key"), "log": log, "users": ["app:est-secret"]}).to_string()).unwrap();
+    let mut est = Command::new("/usr/bin/python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("enroll/tests/support/pkimock.py"))
+        .arg(&mock_config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        && started.elapsed() < std::time::Duration::from_secs(15)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let app = "#!/bin/sh\necho \"app: args=$* cert=$OCICERT_CERT_FILE key=$OCICERT_KEY_FILE\"\ncat \"$OCICERT_CERT_FILE\"\n";
+    let mut layout = Layout::new(&dir.path().join("src"));
+    let base = gz_layer(&[
+        Entry::Executable("bin/busybox", fs_err::read("/bin/busybox").unwrap()),
+        Entry::Symlink("bin/sh", "busybox"),
+        Entry::Symlink("bin/cat", "busybox"),
+        Entry::Symlink("bin/echo", "busybox"),
+        Entry::File("app.sh", app.as_bytes().to_vec()),
+        Entry::Dir("run/"),
+        Entry::Dir("tmp/"),
+    ]);
+    let descriptor = layout.image(
+        &[base],
+        json!({"config": {"Entrypoint": ["/bin/sh", "/app.sh"], "Cmd": ["hello"]}}),
+        ("linux", "amd64"),
+    );
+    layout.tag(descriptor, "base").write();
+    let registry = Registry::start(Setup::Plain);
+    registry.push(
+        &format!("oci:{}:base", dir.path().join("src").display()),
+        "team/app:base",
+    );
+    let source = format!("{}/team/app:base", registry.host());
+    let destination = format!("{}/team/app:enrolled", registry.host());
+    let url = format!("https://127.0.0.1:{port}");
+    let injected = inject(
+        &source,
+        &pki.path("ca.pem"),
+        &destination,
+        &[
+            "--insecure",
+            "--enroll",
+            "est",
+            "--enroll-url",
+            &url,
+            "--enroll-san",
+            "${HOSTNAME}.example.test",
+        ],
+    );
+    assert_eq!(injected.code, 0, "{}", injected.stderr);
+    assert!(
+        injected.stderr.contains("enroll with est"),
+        "{}",
+        injected.stderr
+    );
+    let again = inject(
+        &destination,
+        &pki.path("ca.pem"),
+        &format!("{}/team/app:twice", registry.host()),
+        &[
+            "--insecure",
+            "--enroll",
+            "est",
+            "--enroll-url",
+            &url,
+            "--enroll-san",
+            "${HOSTNAME}.example.test",
+        ],
+    );
+    assert_eq!(
+        again.stdout, injected.stdout,
+        "injecting again does not wrap the entrypoint twice"
+    );
+
+    let pulled = dir.path().join("pulled");
+    let copy = Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            &format!("docker://{destination}"),
+            &format!("oci:{}:app", pulled.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+    let bundle = dir.path().join("bundle");
+    let unpack = Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:app", pulled.display())])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        unpack.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unpack.stderr)
+    );
+    let config_path = bundle.join("config.json");
+    let mut config: Value = serde_json::from_slice(&fs_err::read(&config_path).unwrap()).unwrap();
+    let args: Vec<String> = config["process"]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        args,
+        [
+            "/.ocicert/ocicert-enroll",
+            "--config",
+            "/.ocicert/enroll.json",
+            "--",
+            "/bin/sh",
+            "/app.sh",
+            "hello"
+        ]
+    );
+    config["process"]["terminal"] = json!(false);
+    // The EST password is a runtime secret: it is in the container's environment, not the image.
+    config["process"]["env"].as_array_mut().unwrap().extend([
+        json!("OCICERT_EST_USERNAME=app"),
+        json!("OCICERT_EST_PASSWORD=est-secret"),
+    ]);
+    config["root"]["readonly"] = json!(true);
+    config["hostname"] = json!("web-1");
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "network");
+    config["mounts"].as_array_mut().unwrap().push(json!({"destination": "/run/ocicert", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=0755", "size=1m"]}));
+    fs_err::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let run = Command::new("runc")
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg(format!("ocicert-{}", std::process::id()))
+        .output()
+        .unwrap();
+    let _ = est.kill();
+    let _ = est.wait();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "runc: {stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("app: args=hello cert=/run/ocicert/cert.pem key=/run/ocicert/key.pem"),
+        "{stdout}"
+    );
+    let start = stdout
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("the app printed its certificate");
+    let printed = dir.path().join("issued.pem");
+    fs_err::write(&printed, &stdout[start..]).unwrap();
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(&printed)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("web-1.example.test"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+    let verify = Command::new("openssl")
+        .args(["verify", "-CAfile", &pki.path("ca.pem")])
+        .arg(&printed)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "the EST server's CA issued it");
+}
