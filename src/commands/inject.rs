@@ -408,7 +408,7 @@ pub fn run(
                 runtime.block_on(super::sign::sign_digest(&client, &target, &digest, signer))?;
                 if args.attest {
                     let predicate =
-                        attestation(&result, &args.image, &cas, stub.clone(), cache.as_ref())?;
+                        attestation(&result, &args.image, &cas, stub.as_ref(), cache.as_ref())?;
                     runtime.block_on(super::sign::attest(
                         &client,
                         &target,
@@ -511,7 +511,7 @@ fn attestation(
     result: &Opened,
     reference: &str,
     cas: &[Ca],
-    stub: Option<Value>,
+    stub: Option<&Value>,
     cache: Option<&crate::cache::Cache>,
 ) -> anyhow::Result<Value> {
     let settings = crate::scan::Settings {
