@@ -244,6 +244,13 @@ pub fn ocicert_in(dir: &Path, args: &[&str]) -> Run {
         .args(args)
         .current_dir(dir)
         .env_remove("OCICERT_KEYSTORE_PASSWORD");
+    if std::env::var_os("OCICERT_STUB_DIR").is_none() {
+        // Where scripts/build-stubs.sh puts the enrollment stubs, whatever CARGO_TARGET_DIR is.
+        command.env(
+            "OCICERT_STUB_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/stubs"),
+        );
+    }
     if !args.contains(&"--cache-dir") {
         // Keep tests away from the user's cache; cache tests name their own directory.
         command.env("OCICERT_NO_CACHE", "1");
