@@ -937,3 +937,70 @@ fn enrollment_stub_runs_before_the_original_entrypoint_under_runc() {
         .unwrap();
     assert!(verify.status.success(), "the EST server's CA issued it");
 }
+
+/// A destination that refuses writes (a registry in read-only maintenance mode) is a clear
+/// error naming it, and nothing is pushed half-done: no tag appears.
+#[test]
+fn a_read_only_destination_is_a_clear_error() {
+    require("docker-registry", "docker-registry");
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    let config = dir.path().join("config.yml");
+    fs_err::write(
+        &config,
+        format!(
+            "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  maintenance: {{readonly: {{enabled: true}}}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut registry = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        && started.elapsed() < std::time::Duration::from_secs(15)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut layout = Layout::new(&dir.path().join("src"));
+    let descriptor = layout.image(
+        &[gz_layer(&[Entry::File(
+            "etc/os-release",
+            b"ID=alpine\n".to_vec(),
+        )])],
+        json!({}),
+        ("linux", "amd64"),
+    );
+    layout.tag(descriptor, "base").write();
+    let pki = Pki::new();
+    let run = inject(
+        &format!("oci:{}:base", dir.path().join("src").display()),
+        &pki.path("ca.pem"),
+        &format!("127.0.0.1:{port}/team/app:v1"),
+        &["--insecure"],
+    );
+    let tags = Command::new("curl")
+        .args([
+            "-s",
+            &format!("http://127.0.0.1:{port}/v2/team/app/tags/list"),
+        ])
+        .output()
+        .unwrap();
+    let _ = registry.kill();
+    let _ = registry.wait();
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.stderr.contains(&format!("127.0.0.1:{port}")) && run.stderr.contains("failed to push"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !String::from_utf8_lossy(&tags.stdout).contains("v1"),
+        "no tag may point at a half-pushed image"
+    );
+}
