@@ -33,6 +33,13 @@ pub enum Command {
     GenerateKeyPair(GenerateKeyPairArgs),
     /// List the rules with their ids, default severities and summaries.
     Rules,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
     /// Run the webhook scanning service (see docs/serve.md).
     Serve(ServeArgs),
 }

@@ -46,6 +46,8 @@ fn main() -> ExitCode {
         Command::Sign(args) => commands::sign::run(args, &runtime, &mut out),
         Command::GenerateKeyPair(args) => commands::sign::generate(args, &mut out),
         Command::Rules => commands::rules(&mut out),
+        Command::Completions { shell } => commands::completions(*shell, &mut out),
+        Command::Man => commands::man(&mut out),
         Command::Serve(args) => commands::serve::run(args, &runtime),
     };
     let flushed = std::io::Write::flush(&mut out);

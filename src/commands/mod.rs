@@ -41,3 +41,19 @@ pub fn rules(out: &mut dyn std::io::Write) -> anyhow::Result<Status> {
     }
     Ok(Status::Clean)
 }
+
+/// Prints a completion script generated from the clap definition.
+pub fn completions(
+    shell: clap_complete::Shell,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<Status> {
+    let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut command, "ocicert", out);
+    Ok(Status::Clean)
+}
+
+/// Prints the man page generated from the clap definition.
+pub fn man(out: &mut dyn std::io::Write) -> anyhow::Result<Status> {
+    clap_mangen::Man::new(<crate::cli::Cli as clap::CommandFactory>::command()).render(out)?;
+    Ok(Status::Clean)
+}

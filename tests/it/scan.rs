@@ -221,3 +221,29 @@ fn dir_source_scans_a_plain_tree() {
         "{found:?}"
     );
 }
+
+#[test]
+fn completions_and_man_page_cover_every_subcommand() {
+    let bash = ocicert(&["completions", "bash"]);
+    assert_eq!(bash.code, 0, "{}", bash.stderr);
+    let man = ocicert(&["man"]);
+    assert_eq!(man.code, 0, "{}", man.stderr);
+    for subcommand in [
+        "scan",
+        "copy",
+        "inject",
+        "sign",
+        "generate-key-pair",
+        "rules",
+    ] {
+        assert!(
+            bash.stdout.contains(subcommand),
+            "completion lacks {subcommand}"
+        );
+        assert!(
+            man.stdout.contains(subcommand),
+            "man page lacks {subcommand}"
+        );
+    }
+    assert!(man.stdout.starts_with(".ie") && man.stdout.contains(".TH ocicert 1"));
+}
