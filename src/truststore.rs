@@ -59,7 +59,8 @@ fn mozilla_spki_hashes() -> &'static HashSet<String> {
     })
 }
 
-fn der_length(len: usize) -> Vec<u8> {
+/// The DER encoding of a length.
+pub(crate) fn der_length(len: usize) -> Vec<u8> {
     if len < 0x80 {
         return vec![len as u8];
     }

@@ -55,23 +55,11 @@ pub fn run(
     )?;
     let manifests = manifests(&opened)?;
     let destination = Reference::parse(&args.destination)?;
-    let signer = match &args.signing.sign_key {
-        Some(_) if !matches!(destination, Reference::Registry { .. }) => {
-            bail!("--sign-key needs a registry destination: signatures are stored in the registry")
-        }
-        Some(key) => Some(super::sign::load_signer(
-            key,
-            args.signing.key_password_file.as_deref(),
-        )?),
-        None => None,
-    };
+    let signer = super::sign::signer_for(&destination, &args.signing)?;
     let digest = match destination {
         Reference::Registry { reference } => {
-            let target = Target::parse(&reference).map_err(|reason| {
-                anyhow!("`{reference}` is not a valid image reference: {reason}")
-            })?;
-            let options = source::registry_options(&args.registry, args.dest_creds.as_deref())?;
-            let client = source::client(&target, options)?;
+            let (target, client) =
+                source::destination(&reference, &args.registry, args.dest_creds.as_deref())?;
             let digest = runtime
                 .block_on(push(
                     &opened,

@@ -11,7 +11,6 @@ use crate::image::{
 use crate::inject::build::{self, Base};
 use crate::inject::fsview::View;
 use crate::inject::plan::{self, Ca};
-use crate::registry::Target;
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -378,23 +377,11 @@ pub fn run(
     };
     let manifests: Vec<ManifestOut> = copy::manifests(&result)?;
     let parsed_destination = Reference::parse(destination)?;
-    let signer = match &args.signing.sign_key {
-        Some(_) if !matches!(parsed_destination, Reference::Registry { .. }) => {
-            bail!("--sign-key needs a registry destination: signatures are stored in the registry")
-        }
-        Some(key) => Some(super::sign::load_signer(
-            key,
-            args.signing.key_password_file.as_deref(),
-        )?),
-        None => None,
-    };
+    let signer = super::sign::signer_for(&parsed_destination, &args.signing)?;
     let digest = match parsed_destination {
         Reference::Registry { reference } => {
-            let target = Target::parse(&reference).map_err(|reason| {
-                anyhow!("`{reference}` is not a valid image reference: {reason}")
-            })?;
-            let options = source::registry_options(&args.registry, args.dest_creds.as_deref())?;
-            let client = source::client(&target, options)?;
+            let (target, client) =
+                source::destination(&reference, &args.registry, args.dest_creds.as_deref())?;
             let digest = runtime
                 .block_on(copy::push(
                     &result,

@@ -38,6 +38,29 @@ pub fn load_signer(path: &Path, password_file: Option<&Path>) -> anyhow::Result<
     )?)
 }
 
+/// The `--sign-key` signer, refused up front unless the destination is a registry (signatures
+/// live there), so a wrong password fails before anything is pushed.
+pub fn signer_for(
+    destination: &crate::image::reference::Reference,
+    signing: &crate::cli::SigningArgs,
+) -> anyhow::Result<Option<KeySigner>> {
+    match &signing.sign_key {
+        Some(_)
+            if !matches!(
+                destination,
+                crate::image::reference::Reference::Registry { .. }
+            ) =>
+        {
+            bail!("--sign-key needs a registry destination: signatures are stored in the registry")
+        }
+        Some(key) => Ok(Some(load_signer(
+            key,
+            signing.key_password_file.as_deref(),
+        )?)),
+        None => Ok(None),
+    }
+}
+
 /// Loads the `--verify-key` public keys.
 pub fn load_verifiers(paths: &[PathBuf]) -> anyhow::Result<Vec<Verifier>> {
     paths

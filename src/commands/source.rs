@@ -52,6 +52,19 @@ pub fn client(
     ))
 }
 
+/// The target and client for a registry destination.
+pub fn destination(
+    reference: &str,
+    args: &RegistryArgs,
+    creds: Option<&str>,
+) -> anyhow::Result<(Target, Arc<registry::Client>)> {
+    let target = Target::parse(reference).map_err(|reason| {
+        anyhow::anyhow!("`{reference}` is not a valid image reference: {reason}")
+    })?;
+    let client = client(&target, registry_options(args, creds)?)?;
+    Ok((target, client))
+}
+
 /// Opens `text` (not `dir:`) and resolves the selected platforms.
 pub fn open(
     text: &str,

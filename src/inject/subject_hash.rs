@@ -10,23 +10,9 @@
 use sha1::{Digest, Sha1};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-fn der_length(len: usize) -> Vec<u8> {
-    if len < 0x80 {
-        return vec![len as u8];
-    }
-    let bytes: Vec<u8> = len
-        .to_be_bytes()
-        .into_iter()
-        .skip_while(|b| *b == 0)
-        .collect();
-    let mut out = vec![0x80 | bytes.len() as u8];
-    out.extend(bytes);
-    out
-}
-
 fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
-    out.extend(der_length(content.len()));
+    out.extend(crate::truststore::der_length(content.len()));
     out.extend_from_slice(content);
     out
 }
