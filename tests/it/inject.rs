@@ -181,6 +181,20 @@ fn inject(source: &str, ca: &str, to: &str, extra: &[&str]) -> Run {
     ocicert(&args)
 }
 
+/// Unpacks an OCI layout image into a runtime bundle with umoci (an independent reader).
+fn umoci_unpack(image: &str, bundle: &Path) {
+    let unpack = Command::new("umoci")
+        .args(["unpack", "--image", image])
+        .arg(bundle)
+        .output()
+        .unwrap();
+    assert!(
+        unpack.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&unpack.stderr)
+    );
+}
+
 fn count_certs(bytes: &[u8]) -> usize {
     String::from_utf8_lossy(bytes)
         .matches("-----BEGIN CERTIFICATE-----")
@@ -621,16 +635,7 @@ fn debian_rootfs_trusts_the_ca_in_a_chroot_and_pushes_only_new_blobs() {
     assert!(run.stderr.contains("Debian"), "{}", run.stderr);
 
     let bundle = dir.path().join("bundle");
-    let unpack = Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:injected", out.display())])
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        unpack.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&unpack.stderr)
-    );
+    umoci_unpack(&format!("{}:injected", out.display()), &bundle);
     let root = bundle.join("rootfs");
     fs_err::copy(pki.path("server.pem"), root.join("tmp/server.pem")).unwrap();
     let in_chroot = |args: &[&str]| {
@@ -853,16 +858,7 @@ fn enrollment_stub_runs_before_the_original_entrypoint_under_runc() {
         String::from_utf8_lossy(&copy.stderr)
     );
     let bundle = dir.path().join("bundle");
-    let unpack = Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:app", pulled.display())])
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        unpack.status.success(),
-        "{}",
-        String::from_utf8_lossy(&unpack.stderr)
-    );
+    umoci_unpack(&format!("{}:app", pulled.display()), &bundle);
     let config_path = bundle.join("config.json");
     let mut config: Value = serde_json::from_slice(&fs_err::read(&config_path).unwrap()).unwrap();
     let args: Vec<String> = config["process"]["args"]

@@ -281,6 +281,24 @@ fn tls_with_htpasswd_accepts_flags_docker_config_and_auth_json() {
     );
     assert_eq!(untrusted.code, 2, "a private CA needs --ca-file");
 
+    // Runs a scan that finds its login only through the environment given.
+    let scan_with_env = |envs: &[(&str, std::ffi::OsString)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ocicert"));
+        command.args([
+            "scan",
+            &reference,
+            "--no-cache",
+            "--ca-file",
+            &ca,
+            "--fail-on",
+            "never",
+        ]);
+        for (name, value) in envs {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    };
+
     // Stored logins: Docker's config.json, then podman's auth.json.
     let encoded = base64_encode(&format!("{USER}:{PASS}"));
     let docker_dir = dir.path().join("docker");
@@ -290,20 +308,10 @@ fn tls_with_htpasswd_accepts_flags_docker_config_and_auth_json() {
         json!({"auths": {registry.host(): {"auth": encoded}}}).to_string(),
     )
     .unwrap();
-    let with_docker_config = std::process::Command::new(env!("CARGO_BIN_EXE_ocicert"))
-        .args([
-            "scan",
-            &reference,
-            "--no-cache",
-            "--ca-file",
-            &ca,
-            "--fail-on",
-            "never",
-        ])
-        .env("DOCKER_CONFIG", &docker_dir)
-        .env("REGISTRY_AUTH_FILE", dir.path().join("missing.json"))
-        .output()
-        .unwrap();
+    let with_docker_config = scan_with_env(&[
+        ("DOCKER_CONFIG", docker_dir.clone().into()),
+        ("REGISTRY_AUTH_FILE", dir.path().join("missing.json").into()),
+    ]);
     assert!(
         with_docker_config.status.success(),
         "{}",
@@ -315,20 +323,10 @@ fn tls_with_htpasswd_accepts_flags_docker_config_and_auth_json() {
         json!({"auths": {registry.host(): {"auth": encoded}}}).to_string(),
     )
     .unwrap();
-    let with_auth_json = std::process::Command::new(env!("CARGO_BIN_EXE_ocicert"))
-        .args([
-            "scan",
-            &reference,
-            "--no-cache",
-            "--ca-file",
-            &ca,
-            "--fail-on",
-            "never",
-        ])
-        .env("REGISTRY_AUTH_FILE", &auth_json)
-        .env("DOCKER_CONFIG", dir.path().join("nowhere"))
-        .output()
-        .unwrap();
+    let with_auth_json = scan_with_env(&[
+        ("REGISTRY_AUTH_FILE", auth_json.clone().into()),
+        ("DOCKER_CONFIG", dir.path().join("nowhere").into()),
+    ]);
     assert!(
         with_auth_json.status.success(),
         "{}",
@@ -356,21 +354,11 @@ fn tls_with_htpasswd_accepts_flags_docker_config_and_auth_json() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let with_helper = std::process::Command::new(env!("CARGO_BIN_EXE_ocicert"))
-        .args([
-            "scan",
-            &reference,
-            "--no-cache",
-            "--ca-file",
-            &ca,
-            "--fail-on",
-            "never",
-        ])
-        .env("DOCKER_CONFIG", &helper_dir)
-        .env("REGISTRY_AUTH_FILE", dir.path().join("missing.json"))
-        .env("PATH", path)
-        .output()
-        .unwrap();
+    let with_helper = scan_with_env(&[
+        ("DOCKER_CONFIG", helper_dir.clone().into()),
+        ("REGISTRY_AUTH_FILE", dir.path().join("missing.json").into()),
+        ("PATH", path.into()),
+    ]);
     assert!(
         with_helper.status.success(),
         "{}",
