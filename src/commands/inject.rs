@@ -537,10 +537,11 @@ fn write_tar_of(dir: &std::path::Path, destination: &std::path::Path) -> anyhow:
     let temporary = destination.with_extension("partial");
     let file = fs_err::File::create(&temporary)?;
     let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
-    let mut paths: Vec<_> = walkdir::WalkDir::new(dir)
-        .sort_by_file_name()
+    let entries = walkdir::WalkDir::new(dir)
         .into_iter()
-        .filter_map(Result::ok)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut paths: Vec<_> = entries
+        .into_iter()
         .filter(|e| e.file_type().is_file())
         .map(|e| e.into_path())
         .collect();

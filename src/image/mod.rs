@@ -230,13 +230,8 @@ pub fn resolve(
 ) -> Result<Vec<Image>, Error> {
     let mut found = Vec::new();
     collect(store, top, None, 0, &mut found)?;
-    if found.len() <= 1 && !found.iter().any(|(_, p)| p.is_some()) {
-        return found
-            .into_iter()
-            .map(|(descriptor, platform)| load(store, &descriptor, platform))
-            .collect();
-    }
-    if selection.all_platforms {
+    let single_without_platform = found.len() <= 1 && !found.iter().any(|(_, p)| p.is_some());
+    if single_without_platform || selection.all_platforms {
         return found
             .into_iter()
             .map(|(descriptor, platform)| load(store, &descriptor, platform))

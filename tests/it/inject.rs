@@ -7,86 +7,23 @@ use crate::support::{FlakyProxy, Registry, Setup};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// A test PKI: a CA and a server certificate for 127.0.0.1 signed by it.
+/// A test PKI in its own temporary directory (see `support::Pki`).
 struct Pki {
-    dir: tempfile::TempDir,
+    pki: crate::support::Pki,
+    _dir: tempfile::TempDir,
 }
 
 impl Pki {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let p = |n: &str| dir.path().join(n).display().to_string();
-        let run = |args: &[&str]| {
-            assert!(
-                Command::new("openssl")
-                    .args(args)
-                    .output()
-                    .unwrap()
-                    .status
-                    .success(),
-                "openssl {args:?}"
-            )
-        };
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &p("ca.key"),
-            "-out",
-            &p("ca.pem"),
-            "-days",
-            "30",
-            "-subj",
-            "/CN=Inject Test Root/O=ocicert tests",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        run(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &p("server.key"),
-            "-out",
-            &p("server.csr"),
-            "-subj",
-            "/CN=localhost",
-        ]);
-        fs_err::write(dir.path().join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n").unwrap();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &p("server.csr"),
-            "-CA",
-            &p("ca.pem"),
-            "-CAkey",
-            &p("ca.key"),
-            "-CAcreateserial",
-            "-out",
-            &p("server.pem"),
-            "-days",
-            "30",
-            "-extfile",
-            &p("ext.cnf"),
-        ]);
-        Self { dir }
+        let pki = crate::support::Pki::create(dir.path(), "/CN=Inject Test Root/O=ocicert tests");
+        Self { pki, _dir: dir }
     }
     fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
+        self.pki.path(name)
     }
 }
 
@@ -734,7 +671,6 @@ fn debian_rootfs_trusts_the_ca_in_a_chroot_and_pushes_only_new_blobs() {
     let inspected = registry.skopeo_inspect("deb/app:injected");
     assert_eq!(inspected["Layers"].as_array().unwrap().len(), 2);
     assert_eq!(inspected["Digest"].as_str().unwrap(), pushed.stdout.trim());
-    let _ = PathBuf::new();
 }
 
 /// `inject --ca --enroll est` on a busybox image, pushed to the real registry, pulled back with

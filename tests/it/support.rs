@@ -58,6 +58,90 @@ fn wait_ready(url: &str, children: &mut [Child]) {
     panic!("{url} did not come up");
 }
 
+/// A test PKI made with openssl: an EC P-256 CA (`ca.pem`, `ca.key`) and a server certificate
+/// for `localhost` and 127.0.0.1 signed by it (`server.pem`, `server.key`).
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    pub fn create(dir: &Path, ca_subject: &str) -> Self {
+        require("openssl", "openssl");
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let pki = Self {
+            dir: dir.to_path_buf(),
+        };
+        let p = |name: &str| pki.path(name);
+        run(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &p("ca.key"),
+                "-out",
+                &p("ca.pem"),
+                "-days",
+                "30",
+                "-subj",
+                ca_subject,
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        run(
+            "openssl",
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &p("server.key"),
+                "-out",
+                &p("server.csr"),
+                "-subj",
+                "/CN=localhost",
+            ],
+        );
+        std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n").expect("write");
+        run(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &p("server.csr"),
+                "-CA",
+                &p("ca.pem"),
+                "-CAkey",
+                &p("ca.key"),
+                "-CAcreateserial",
+                "-out",
+                &p("server.pem"),
+                "-days",
+                "30",
+                "-extfile",
+                &p("ext.cnf"),
+            ],
+        );
+        pki
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
 /// How the registry authenticates.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Setup {
@@ -98,71 +182,7 @@ impl Registry {
             Setup::TlsHtpasswd => {
                 require("htpasswd", "apache2-utils");
                 require("openssl", "openssl");
-                let pki = root.join("pki");
-                std::fs::create_dir_all(&pki).expect("mkdir");
-                let p = |name: &str| pki.join(name).display().to_string();
-                run(
-                    "openssl",
-                    &[
-                        "req",
-                        "-x509",
-                        "-newkey",
-                        "ec",
-                        "-pkeyopt",
-                        "ec_paramgen_curve:P-256",
-                        "-nodes",
-                        "-keyout",
-                        &p("ca.key"),
-                        "-out",
-                        &p("ca.crt"),
-                        "-days",
-                        "30",
-                        "-subj",
-                        "/CN=ocicert-test-ca",
-                        "-addext",
-                        "basicConstraints=critical,CA:TRUE",
-                        "-addext",
-                        "keyUsage=critical,keyCertSign,cRLSign",
-                    ],
-                );
-                run(
-                    "openssl",
-                    &[
-                        "req",
-                        "-newkey",
-                        "ec",
-                        "-pkeyopt",
-                        "ec_paramgen_curve:P-256",
-                        "-nodes",
-                        "-keyout",
-                        &p("server.key"),
-                        "-out",
-                        &p("server.csr"),
-                        "-subj",
-                        "/CN=localhost",
-                    ],
-                );
-                std::fs::write(pki.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n").expect("write");
-                run(
-                    "openssl",
-                    &[
-                        "x509",
-                        "-req",
-                        "-in",
-                        &p("server.csr"),
-                        "-CA",
-                        &p("ca.crt"),
-                        "-CAkey",
-                        &p("ca.key"),
-                        "-CAcreateserial",
-                        "-out",
-                        &p("server.crt"),
-                        "-days",
-                        "30",
-                        "-extfile",
-                        &p("ext.cnf"),
-                    ],
-                );
+                let pki = Pki::create(&root.join("pki"), "/CN=ocicert-test-ca");
                 let htpasswd = Command::new("htpasswd")
                     .args(["-Bbn", USER, PASS])
                     .output()
@@ -170,11 +190,11 @@ impl Registry {
                 std::fs::write(root.join("htpasswd"), htpasswd.stdout).expect("write");
                 config.push_str(&format!(
                     "  tls: {{certificate: {}, key: {}}}\nauth:\n  htpasswd: {{realm: test-realm, path: {}}}\n",
-                    p("server.crt"),
-                    p("server.key"),
+                    pki.path("server.pem"),
+                    pki.path("server.key"),
                     root.join("htpasswd").display()
                 ));
-                ca = Some(pki.join("ca.crt"));
+                ca = Some(pki.dir.join("ca.pem"));
             }
             Setup::Token => {
                 require("/usr/bin/python3", "python3-cryptography");
