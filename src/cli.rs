@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Find, inventory and judge the private keys and certificates inside container images.
 #[derive(Debug, Parser)]
-#[command(name = "ocicert", version, about, long_about = None)]
+#[command(name = "ocicert", version, about, long_about = None, after_help = examples::TOP)]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -22,25 +22,34 @@ pub struct Cli {
 )]
 pub enum Command {
     /// Scan an image for private keys and certificates.
+    #[command(after_help = examples::SCAN)]
     Scan(ScanArgs),
     /// Copy an image between registries and local layouts, byte for byte.
+    #[command(after_help = examples::COPY)]
     Copy(CopyArgs),
     /// Add CA certificates to every trust store of an image, as one new layer.
+    #[command(after_help = examples::INJECT)]
     Inject(InjectArgs),
     /// Sign an image in a registry with a cosign key (cosign-compatible signature).
+    #[command(after_help = examples::SIGN)]
     Sign(SignArgs),
     /// Write a cosign-format key pair (`cosign.key`, encrypted, and `cosign.pub`).
+    #[command(after_help = examples::GENERATE_KEY_PAIR)]
     GenerateKeyPair(GenerateKeyPairArgs),
     /// List the rules with their ids, default severities and summaries.
+    #[command(after_help = examples::RULES)]
     Rules,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = examples::COMPLETIONS)]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff).
+    #[command(after_help = examples::MAN)]
     Man,
     /// Run the webhook scanning service (see docs/serve.md).
+    #[command(after_help = examples::SERVE)]
     Serve(ServeArgs),
 }
 
@@ -80,6 +89,16 @@ pub struct RegistryArgs {
     /// Extra CA certificates (PEM) to trust for registries, next to the system roots.
     #[arg(long = "ca-file", value_name = "PEM")]
     pub ca_files: Vec<std::path::PathBuf>,
+    /// Give up on a registry that makes no progress for this many seconds: connecting, waiting
+    /// for an answer, between two reads of a layer, and for a whole manifest or token.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "OCICERT_HTTP_TIMEOUT",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub timeout: u64,
     /// Require a cosign signature on the source image that this public key verifies
     /// (repeatable: any key may match).
     #[arg(long = "verify-key", value_name = "PUB")]
@@ -373,4 +392,114 @@ pub struct EnrollArgs {
     /// A complete enrollment config (JSON, see docs/enroll.md) instead of the flags above.
     #[arg(long, value_name = "FILE", conflicts_with = "enroll")]
     pub enroll_config: Option<std::path::PathBuf>,
+}
+
+/// The "Examples:" blocks at the end of `--help`. Every line is a command that works as written
+/// once the files it names exist; `tests/it/help.rs` checks that each subcommand has its block.
+mod examples {
+    pub(super) const TOP: &str = "\
+Examples:
+  # Scan the demo image of the source tree (exits 1: it has findings at or above high)
+  ocicert scan oci-archive:fixtures/images/demo.tar
+  # Make every runtime in an image trust a corporate root, as one new layer
+  ocicert inject registry.example.com/app:1.2 --ca corp-root.pem --to registry.example.com/app:1.2-corp
+  # The rule ids that findings, policies and baselines use
+  ocicert rules
+
+`ocicert <COMMAND> --help` shows examples for each command.";
+
+    pub(super) const SCAN: &str = "\
+Examples:
+  # The demo image of the source tree (exits 1: it has findings at or above high)
+  ocicert scan oci-archive:fixtures/images/demo.tar
+  # A registry image in CI: table on stdout, SARIF and JSON files, exit 1 at high or above
+  ocicert scan registry.example.com/app:1.2 --output sarif=ocicert.sarif \\
+    --output json=ocicert.json --fail-on high
+  # A `docker save` tarball; SARIF alerts point at the Dockerfile line that added each key
+  ocicert scan docker-archive:app.tar --dockerfile Dockerfile --format sarif > ocicert.sarif
+  # Every platform of a multi-platform image, as JSON
+  ocicert scan ghcr.io/org/app:v1 --all-platforms --format json > report.json
+  # Only findings that are not in an earlier report count toward --fail-on
+  ocicert scan oci:build/layout:1.3 --baseline report.json
+  # An unpacked root filesystem; report, but never fail
+  ocicert scan dir:rootfs --fail-on never
+
+Exit status: 0 nothing at or above --fail-on, 1 findings at or above it, 2 the scan could not
+be done.";
+
+    pub(super) const COPY: &str = "\
+Examples:
+  # Mirror every platform of an image to another registry; digests stay the same
+  ocicert copy docker.io/library/nginx:1.27 registry.example.com/mirror/nginx:1.27
+  # Push a local archive and keep the pushed digest
+  ocicert copy oci-archive:app.tar registry.example.com/app:1.2 --digest-file app.digest
+  # One platform into a tarball that `docker load` reads
+  ocicert copy registry.example.com/app:1.2 docker-archive:app.tar:app:1.2 --platform linux/amd64
+  # Copy only when the source is signed by upstream.pub, and sign the copy
+  ocicert copy registry.example.com/app:1.2 registry.example.com/prod/app:1.2 \\
+    --verify-key upstream.pub --sign-key cosign.key";
+
+    pub(super) const INJECT: &str = "\
+Examples:
+  # Show which stores, files and env vars would change; write nothing
+  ocicert inject registry.example.com/app:1.2 --ca corp-root.pem --dry-run
+  # Trust corp-root.pem in every platform of the image and push it under a new tag
+  ocicert inject registry.example.com/app:1.2 --ca corp-root.pem --to registry.example.com/app:1.2-corp
+  # Local archive in, local archive out
+  ocicert inject oci-archive:app.tar --ca corp-root.pem --to oci-archive:app-corp.tar
+  # Get a certificate over EST when the container starts instead of baking a key in
+  ocicert inject registry.example.com/app:1.2 --ca corp-root.pem --to registry.example.com/app:1.2-enroll \\
+    --enroll est --enroll-url https://est.corp.example --enroll-san '${HOSTNAME}.svc.corp.example'
+  # Sign the result and attach an attestation of what was injected (COSIGN_PASSWORD set)
+  ocicert inject registry.example.com/app:1.2 --ca corp-root.pem --to registry.example.com/app:1.2-corp \\
+    --sign-key cosign.key --attest";
+
+    pub(super) const SIGN: &str = "\
+Examples:
+  # Sign a pushed image; the key password comes from COSIGN_PASSWORD
+  ocicert sign registry.example.com/app:1.2 --key cosign.key
+  # The password from the first line of a file instead
+  ocicert sign registry.example.com/app:1.2 --key cosign.key --key-password-file cosign.password
+  # Check the signature: scan, copy and inject take --verify-key
+  ocicert scan registry.example.com/app:1.2 --verify-key cosign.pub";
+
+    pub(super) const GENERATE_KEY_PAIR: &str = "\
+Examples:
+  # cosign.key (encrypted with COSIGN_PASSWORD) and cosign.pub in the current directory
+  ocicert generate-key-pair
+  # release.key and release.pub, the password from the first line of a file
+  ocicert generate-key-pair --output-key-prefix release --key-password-file release.password
+
+Existing files are never overwritten.";
+
+    pub(super) const RULES: &str = "\
+Examples:
+  # Every rule id with its default severity and summary
+  ocicert rules
+  # Only the critical ones
+  ocicert rules | grep critical
+
+docs/rules.md explains each rule with an example and a fix.";
+
+    pub(super) const COMPLETIONS: &str = "\
+Examples:
+  ocicert completions bash > ~/.local/share/bash-completion/completions/ocicert
+  ocicert completions fish > ~/.config/fish/completions/ocicert.fish
+  # zsh: a directory in $fpath, e.g. fpath+=(~/.zfunc) before compinit in ~/.zshrc
+  ocicert completions zsh > ~/.zfunc/_ocicert";
+
+    pub(super) const MAN: &str = "\
+Examples:
+  ocicert man > ocicert.1 && man ./ocicert.1
+  ocicert man | sudo tee /usr/local/share/man/man1/ocicert.1 > /dev/null";
+
+    pub(super) const SERVE: &str = "\
+Examples:
+  # One process; the queue is SQLite in the data directory
+  ocicert serve --config serve.toml --data-dir /var/lib/ocicert
+  # One of several replicas sharing a PostgreSQL queue (or OCICERT_DATABASE=...)
+  ocicert serve --config serve.toml --data-dir /var/lib/ocicert \\
+    --database postgres://ocicert@db.internal:5432/ocicert
+  # Listen somewhere else than the config's `listen`
+  ocicert serve --config serve.toml --data-dir /var/lib/ocicert --listen 127.0.0.1:9090";
 }

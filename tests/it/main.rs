@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod help;
 mod hostile;
 mod inject;
 mod policy;
