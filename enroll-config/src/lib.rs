@@ -102,6 +102,12 @@ pub struct EnrollConfig {
     /// by `renew.enabled`).
     #[serde(default)]
     pub renew: RenewOptions,
+    /// `false` (default): the environment variables that carry enrollment secrets (see
+    /// [`Ca::secret_env`]) are removed from the program's environment, so the app and anything
+    /// it spawns never see the Vault token, EST password or EAB key. `true` passes them through
+    /// (for an app that uses the same Vault token itself).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_secret_env: bool,
 }
 
 /// Which enrollment protocol, with its options. Serialized with a `"protocol"` tag:
@@ -118,6 +124,17 @@ pub enum Ca {
 }
 
 impl Ca {
+    /// The environment variables whose values are enrollment secrets or credentials: the EAB key
+    /// id and HMAC key, the EST user name and password, the Vault token. (The `_FILE` variants and
+    /// the client certificate variables hold paths, not secrets.)
+    pub fn secret_env(&self) -> Vec<&str> {
+        match self {
+            Self::Acme(options) => vec![&options.eab_kid_env, &options.eab_hmac_env],
+            Self::Est(options) => vec![&options.username_env, &options.password_env],
+            Self::Vault(options) => vec![&options.token_env],
+        }
+    }
+
     /// The endpoint URL of the CA, whatever the protocol.
     pub fn url(&self) -> &str {
         match self {
@@ -351,6 +368,7 @@ impl EnrollConfig {
             timeout_seconds: default_timeout(),
             app_ca_file: None,
             renew: RenewOptions::default(),
+            keep_secret_env: false,
         }
     }
 

@@ -44,6 +44,17 @@ fn main() -> ExitCode {
         }
     };
     let required = config.required;
+    // Enrollment secrets stay with the stub unless the config passes them on.
+    let scrub: Vec<String> = if config.keep_secret_env {
+        Vec::new()
+    } else {
+        config
+            .ca
+            .secret_env()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    };
     let renew_mode = args.renew || config.renew.enabled;
     let result = Plan::new(config, &process_env).and_then(|plan| {
         let outcome = plan.obtain(&process_env)?;
@@ -82,7 +93,12 @@ fn main() -> ExitCode {
     };
 
     if renew_mode && let Some((plan, info)) = &plan_and_info {
-        return match renew::supervise(plan, &process_env, &args.program, envs, Some(info.clone())) {
+        let child = renew::Child {
+            program: &args.program,
+            envs,
+            scrub: &scrub,
+        };
+        return match renew::supervise(plan, &process_env, child, Some(info.clone())) {
             Ok(code) => code,
             Err(error) => {
                 log(&error.to_string());
@@ -94,7 +110,12 @@ fn main() -> ExitCode {
     let Some((program, rest)) = args.program.split_first() else {
         return ExitCode::from(64);
     };
-    let error = Command::new(program).args(rest).envs(envs).exec();
+    let mut command = Command::new(program);
+    command.args(rest).envs(envs);
+    for name in &scrub {
+        command.env_remove(name);
+    }
+    let error = command.exec();
     log(&format!(
         "cannot exec `{}`: {error}",
         program.to_string_lossy()

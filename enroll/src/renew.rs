@@ -82,14 +82,26 @@ pub fn signal_by_name(name: &str) -> Result<Option<Signal>, Error> {
     Ok(Some(signal))
 }
 
+/// The program the stub supervises: its argv, the `OCICERT_*` variables it gets, and the
+/// variables removed from its environment (the enrollment secrets).
+pub struct Child<'a> {
+    pub program: &'a [OsString],
+    pub envs: Vec<(&'static str, String)>,
+    pub scrub: &'a [String],
+}
+
 /// Runs `program` with `envs` under the renewing init; returns the program's exit status.
 pub fn supervise(
     plan: &Plan,
     lookup: &dyn Fn(&str) -> Option<String>,
-    program: &[OsString],
-    envs: Vec<(&'static str, String)>,
+    child: Child<'_>,
     mut current: Option<CertInfo>,
 ) -> Result<ExitCode, Error> {
+    let Child {
+        program,
+        envs,
+        scrub,
+    } = child;
     let reload = signal_by_name(&plan.config.renew.signal)?;
     // Orphans of the program's descendants are re-parented to us even when we are not PID 1.
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
@@ -109,14 +121,15 @@ pub fn supervise(
     let Some((first, rest)) = program.split_first() else {
         return Ok(ExitCode::from(2));
     };
-    let child = Command::new(first)
-        .args(rest)
-        .envs(envs)
-        .spawn()
-        .map_err(|source| Error::Spawn {
-            program: first.to_string_lossy().into_owned(),
-            source,
-        })?;
+    let mut command = Command::new(first);
+    command.args(rest).envs(envs);
+    for name in scrub {
+        command.env_remove(name);
+    }
+    let child = command.spawn().map_err(|source| Error::Spawn {
+        program: first.to_string_lossy().into_owned(),
+        source,
+    })?;
     let child_pid = Pid::from_child(&child);
     // Reaping happens through `wait` below, never through `child.wait()`.
     drop(child);

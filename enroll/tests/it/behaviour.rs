@@ -300,3 +300,44 @@ fn renew_mode_uses_est_simplereenroll_with_the_current_certificate() {
         .unwrap_or_else(|| panic!("no simplereenroll: {requests:?}"));
     assert_eq!(reenroll["client_cert"], "CN=reenroll.example.test");
 }
+
+#[test]
+fn enrollment_secrets_do_not_reach_the_app_unless_the_config_says_so() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mock = vault(scratch.path());
+    let out = scratch.path().join("out");
+    let mut settings = config(&mock, &out, "1h");
+    let run = |path: &std::path::Path, renew: bool| {
+        let mut command = Command::new(stub_binary());
+        command
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("VAULT_TOKEN", "hvs.t")
+            .arg("--config")
+            .arg(path);
+        if renew {
+            command.arg("--renew");
+        }
+        let output = command
+            .args([
+                "--",
+                "/bin/sh",
+                "-c",
+                "echo \"token=${VAULT_TOKEN:-removed} cert=${OCICERT_CERT_FILE:+set}\"",
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        text(&output.stdout)
+    };
+    let path = write_config(scratch.path(), &settings);
+    assert_eq!(run(&path, false), "token=removed cert=set\n", "exec'd app");
+    assert_eq!(
+        run(&path, true),
+        "token=removed cert=set\n",
+        "app under --renew"
+    );
+    settings.keep_secret_env = true;
+    let path = write_config(scratch.path(), &settings);
+    assert_eq!(run(&path, false), "token=hvs.t cert=set\n");
+}
