@@ -23,4 +23,4 @@ echo "  new layer: $layer bytes"
 echo "  cold inject (empty cache): ${cold}s, registry stored $cold_bytes new bytes"
 echo "  warm inject (cache filled by a scan): ${warm}s, registry stored $warm_bytes new bytes (0 = identical result, all blobs already there)"
 printf '{"date":"%s","git_rev":"%s","cold_s":%s,"warm_s":%s,"cold_new_bytes":%s,"warm_new_bytes":%s,"layer_bytes":%s}\n' \
-  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(git describe --always --dirty)" "$cold" "$warm" "$cold_bytes" "$warm_bytes" "$layer" >> "$out/history-inject.jsonl"
+  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(git describe --always --dirty)" "$cold" "$warm" "$cold_bytes" "$warm_bytes" "$layer" | tee -a "$out/history-inject.jsonl"

@@ -2,12 +2,12 @@
 # Throughput benchmark: `ocicert scan` of a synthetic OCI archive against the floor of simply
 # decompressing the same layers with `gzip -dc`, one after another.
 #
-#   scripts/bench.sh            (from anywhere)
+#   scripts/bench-scan.sh       (from anywhere; scripts/bench.sh runs it with the other benchmarks)
 #
 # Environment: BENCH_SIZE_MB (default 220), BENCH_FILES (6000), BENCH_LAYERS (4), BENCH_SEED (1),
 # BENCH_RUNS (3, best of). The image is made once by scripts/make-image.py in target/bench/ and
 # regenerated only when those parameters or make-image.py change. Results are printed as a table
-# and appended as one JSON line to target/bench/history.jsonl.
+# and appended as one JSON line to target/bench/history.jsonl; the last line of stdout is that JSON.
 # Needs: cargo, python3, gzip, GNU time at /usr/bin/time (for peak RSS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -136,4 +136,5 @@ for key, value in table:
 with open(history, "a") as f:
     f.write(json.dumps(row) + "\n")
 print(f"appended to {history}")
+print(json.dumps(row))
 PY

@@ -51,13 +51,20 @@ kill "$mock_pid"; wait "$mock_pid" 2>/dev/null || true; mock_pid=
 /usr/bin/time -v "$stub" --config "$T/enroll.json" -- /bin/true 2> "$T/time-reuse.txt"
 grep -E 'Maximum resident set size' "$T/time-reuse.txt"
 if command -v hyperfine >/dev/null 2>&1; then
-  hyperfine -N --warmup 20 --runs 300 \
+  hyperfine -N --warmup 20 --runs 300 --export-json "$T/startup.json" \
     "/bin/true" \
     "$stub --config $T/enroll.json -- /bin/true" 2>&1 | grep -vE '^\s*$'
+  startup_ms=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print("%.2f" % ((r[1]["mean"] - r[0]["mean"]) * 1000))' "$T/startup.json")
 else
   n=200
   start=$(date +%s%N); for _ in $(seq $n); do /bin/true; done; base=$(( $(date +%s%N) - start ))
   start=$(date +%s%N); for _ in $(seq $n); do "$stub" --config "$T/enroll.json" -- /bin/true 2>/dev/null; done
   total=$(( $(date +%s%N) - start ))
-  echo "mean per start: $(( (total - base) / n / 1000 )) µs over /bin/true alone (loop of $n)"
+  startup_ms=$(awk -v t="$total" -v b="$base" -v n="$n" 'BEGIN { printf "%.2f", (t - b) / n / 1e6 }')
+  echo "mean per start: ${startup_ms} ms over /bin/true alone (loop of $n)"
 fi
+rss() { awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$1"; }
+# The figures as one JSON line, last on stdout (scripts/bench.sh collects it).
+printf '{"amd64_bytes":%s,"arm64_bytes":%s,"enroll_rss_kib":%s,"enroll_rsa_rss_kib":%s,"reuse_rss_kib":%s,"startup_ms":%s}\n' \
+  "$(stat -c %s "$stubs/amd64/ocicert-enroll")" "$(stat -c %s "$stubs/arm64/ocicert-enroll")" \
+  "$(rss "$T/time.txt")" "$(rss "$T/time-rsa.txt")" "$(rss "$T/time-reuse.txt")" "$startup_ms"
