@@ -101,7 +101,7 @@ fn at(path: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-/// Reads through a decompressor and remembers whether the failure came from it.
+/// Reads through a decompressor (or the blob source) and remembers whether a failure came from it.
 struct Watched<R> {
     inner: R,
     failed: Rc<Cell<bool>>,
@@ -187,6 +187,12 @@ fn with_tar(
         layer: layer.to_string(),
     })?;
     let limit = expected_size.map_or(u64::MAX, |size| size.saturating_add(1));
+    // A failing source (a registry timing out mid-layer) is a read error, not a corrupt stream.
+    let source_failed = Rc::new(Cell::new(false));
+    let raw = Watched {
+        inner: raw,
+        failed: source_failed.clone(),
+    };
     let verifying = VerifyingReader::new(raw.take(limit), digest.algorithm);
     let mut buffered = BufReader::with_capacity(256 * 1024, verifying);
     let head = buffered.fill_buf().map_err(|source| Error::Read {
@@ -226,7 +232,9 @@ fn with_tar(
     drop(decoder);
     if let Err(source) = outcome {
         let layer = layer.to_string();
-        return Err(if failed.get() {
+        return Err(if source_failed.get() {
+            Error::Read { layer, source }
+        } else if failed.get() {
             Error::Decompress {
                 layer,
                 compression,
@@ -381,6 +389,36 @@ fn scan_large(reader: &mut impl Read) -> std::io::Result<Vec<Detection>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_failing_mid_layer_is_a_read_error_not_corruption() {
+        use std::io::Write as _;
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(300_000);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, "big.bin", &[7u8; 300_000][..])
+            .unwrap();
+        let plain = tar.into_inner().unwrap();
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+        encoder.write_all(&plain).unwrap();
+        for stored in [encoder.finish().unwrap(), plain] {
+            let digest = crate::image::digest::sha256(&stored);
+            let half = stored[..stored.len() / 2].to_vec();
+            let failing = std::io::Cursor::new(half).chain(FailingReader);
+            let error = scan(failing, &digest, None, &Options::default()).unwrap_err();
+            assert!(matches!(error, Error::Read { .. }), "{error:?}");
+            assert!(error.to_string().contains(&digest), "{error}");
+        }
+    }
+
+    struct FailingReader;
+
+    impl Read for FailingReader {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "stalled"))
+        }
+    }
 
     #[test]
     fn normalize_never_escapes_the_root() {

@@ -33,11 +33,15 @@ pub fn registry_options(
             _ => None,
         },
     };
+    let defaults = registry::Options::default();
+    let timeout = std::time::Duration::from_secs(args.timeout);
     Ok(registry::Options {
         insecure: args.insecure,
         ca_files: args.ca_files.clone(),
         credentials,
-        ..registry::Options::default()
+        connect_timeout: defaults.connect_timeout.min(timeout),
+        read_timeout: timeout,
+        ..defaults
     })
 }
 

@@ -3,7 +3,8 @@
 //! `WWW-Authenticate` challenge is parsed.
 //!
 //! Credentials never reach a log line or an error message; `Credentials` has a redacting
-//! `Debug`. Token requests themselves are made by `Client` (the only HTTP code).
+//! `Debug`. Token requests themselves are made by `Client` (the only HTTP code); which token
+//! realms may receive the credentials is decided here (`realm_may_get_credentials`).
 
 use std::fmt;
 
@@ -137,9 +138,48 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     })
 }
 
+/// Whether a Bearer challenge's token realm may receive the user's credentials: over HTTPS
+/// (Docker Hub's registry sends its users to `https://auth.docker.io`), or on the registry's own
+/// host name, whatever the port (a token server next to a registry). Docker and containerd send
+/// credentials to any realm; a plain-HTTP realm on another host (reachable only with
+/// `--insecure`) would put the password in clear text on a path to a host the user never named,
+/// so it gets none.
+pub fn realm_may_get_credentials(realm: &reqwest::Url, registry_host: &str) -> bool {
+    if realm.scheme() == "https" {
+        return true;
+    }
+    let registry = reqwest::Url::parse(&format!("http://{registry_host}/")).ok();
+    match (
+        realm.host_str(),
+        registry.as_ref().and_then(reqwest::Url::host_str),
+    ) {
+        (Some(realm), Some(registry)) => realm.eq_ignore_ascii_case(registry),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_go_to_https_realms_and_to_the_registry_host_only() {
+        let may = |realm: &str, registry: &str| {
+            realm_may_get_credentials(&reqwest::Url::parse(realm).unwrap(), registry)
+        };
+        assert!(may("https://auth.docker.io/token", "index.docker.io"));
+        assert!(may("https://localhost:9/token", "127.0.0.1:5000"));
+        assert!(may("http://127.0.0.1:5001/token", "127.0.0.1:5000"));
+        assert!(may("http://Registry.Example:80/t", "registry.example"));
+        assert!(may("http://[::1]:8080/token", "[::1]:5000"));
+        assert!(!may("http://localhost:5001/token", "127.0.0.1:5000"));
+        assert!(!may("http://auth.example/token", "registry.example"));
+        assert!(!may(
+            "http://registry.example.evil/token",
+            "registry.example"
+        ));
+        assert!(!may("http://127.0.0.1/token", "not a host name/"));
+    }
 
     #[test]
     fn parses_bearer_and_basic_challenges() {

@@ -7,7 +7,17 @@
 //! pushes with 202-on-mount fallback, and one token per scope. oci-client still provides the
 //! reference grammar and Docker normalisation (`nginx` → `docker.io/library/nginx:latest`).
 //! Credentials and tokens are never logged. Cross-host redirects (blob storage) drop the
-//! `Authorization` header: reqwest's redirect policy strips it when the host changes.
+//! `Authorization` header: reqwest's redirect policy strips it when the host changes. A Bearer
+//! challenge's token realm gets the user's credentials only over HTTPS or on the registry's own
+//! host name; a plain-HTTP realm elsewhere (possible with `--insecure`) is refused rather than
+//! handed the password in clear text (`auth::realm_may_get_credentials`). Without credentials,
+//! the anonymous token request goes wherever the realm says: there is nothing to leak.
+//!
+//! Hostile or broken registries stay bounded: connecting, waiting for response headers and each
+//! read of a body are limited by `Options::read_timeout` (`--timeout`), and small documents
+//! (manifests, tokens, error bodies) must arrive whole within it too, so a registry trickling one
+//! byte at a time cannot hold a scan for ever. Error bodies are read only in part and reduced to
+//! a short, sanitised excerpt (HTML tags and control characters removed).
 
 pub mod auth;
 pub mod push;
@@ -40,7 +50,8 @@ pub struct Options {
     pub credentials: Option<Credentials>,
     /// Time allowed to establish a connection.
     pub connect_timeout: Duration,
-    /// Time allowed between two reads of a response body.
+    /// Time allowed without progress: for the response headers, between two reads of a body,
+    /// and for the whole of a manifest, token or error answer (`--timeout`).
     pub read_timeout: Duration,
     /// Retries after the first attempt for 429, 5xx and connection failures.
     pub retries: u32,
@@ -77,8 +88,29 @@ pub enum Error {
         status: u16,
         message: String,
     },
-    #[error("{what} was not found on registry `{registry}`")]
-    NotFound { registry: String, what: String },
+    #[error("{what} was not found on registry `{registry}` (HTTP 404: {message})")]
+    NotFound {
+        registry: String,
+        what: String,
+        message: String,
+    },
+    #[error(
+        "registry `{registry}` did not finish {what} within the {seconds} s timeout (raise --timeout for a slow registry)"
+    )]
+    Timeout {
+        registry: String,
+        what: String,
+        seconds: u64,
+    },
+    #[error(
+        "registry `{registry}` answered manifest `{reference}` with `{content_type}`, not a manifest: {excerpt}"
+    )]
+    NotAManifest {
+        registry: String,
+        reference: String,
+        content_type: String,
+        excerpt: String,
+    },
     #[error(
         "manifest `{reference}` from `{registry}` is larger than the {MAX_MANIFEST} byte limit"
     )]
@@ -286,6 +318,28 @@ impl Client {
         }
     }
 
+    /// The timeout error for `what` (a request, a manifest, a blob).
+    pub fn timeout(&self, what: &str) -> Error {
+        Error::Timeout {
+            registry: self.host.clone(),
+            what: what.to_string(),
+            seconds: self.options.read_timeout.as_secs(),
+        }
+    }
+
+    /// Reads a small answer (manifest, token, error) of at most `cap` bytes, all of it within
+    /// the timeout.
+    async fn read_small(
+        &self,
+        response: reqwest::Response,
+        cap: usize,
+        what: &str,
+    ) -> Result<Vec<u8>, CapError> {
+        tokio::time::timeout(self.options.read_timeout, read_capped(response, cap))
+            .await
+            .unwrap_or_else(|_| Err(CapError::Timeout(self.timeout(what))))
+    }
+
     /// Sends a request to `path` (below `/v2/`) or to an absolute URL, authenticating and
     /// retrying as needed. The caller checks the final status.
     pub async fn send(
@@ -318,9 +372,16 @@ impl Client {
                 })?;
                 request = request.body(body);
             }
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(e)
+            // Without a body to upload, the response headers must arrive within the timeout
+            // (reqwest's read timeout alone lets a registry trickle headers for ever).
+            let sent = if body.is_some() {
+                Ok(request.send().await)
+            } else {
+                tokio::time::timeout(self.options.read_timeout, request.send()).await
+            };
+            let response = match sent {
+                Ok(Ok(response)) => response,
+                Ok(Err(e))
                     if attempt < self.options.retries
                         && (e.is_connect() || e.is_timeout() || e.is_request()) =>
                 {
@@ -328,7 +389,16 @@ impl Client {
                     self.backoff(attempt, None).await;
                     continue;
                 }
-                Err(e) => return Err(self.transport(e)),
+                Err(_) if attempt < self.options.retries => {
+                    attempt += 1;
+                    self.backoff(attempt, None).await;
+                    continue;
+                }
+                Ok(Err(e)) if e.is_timeout() => {
+                    return Err(self.timeout(&format!("{method} {}", without_query(&url))));
+                }
+                Ok(Err(e)) => return Err(self.transport(e)),
+                Err(_) => return Err(self.timeout(&format!("{method} {}", without_query(&url)))),
             };
             self.note_rate_limit(&response);
             let status = response.status();
@@ -445,6 +515,13 @@ impl Client {
                 "the token realm is not HTTPS (use --insecure only for test registries)".into(),
             ));
         }
+        if self.credentials.is_some() && !auth::realm_may_get_credentials(&url, &self.host) {
+            return Err(error(format!(
+                "the realm is plain HTTP on `{}`, another host than the registry; credentials go \
+                 only to a token service on HTTPS or on the registry's own host, so they were not sent",
+                url.host_str().unwrap_or_default()
+            )));
+        }
         let mut query: Vec<(&str, &str)> = Vec::new();
         if let Some(service) = service {
             query.push(("service", service));
@@ -486,9 +563,14 @@ impl Client {
                         .into(),
             });
         }
-        let body = read_capped(response, 64 * 1024)
+        let body = match self
+            .read_small(response, 64 * 1024, "the token answer")
             .await
-            .map_err(|e| error(e.to_string()))?;
+        {
+            Ok(body) => body,
+            Err(CapError::Timeout(timeout)) => return Err(timeout),
+            Err(e) => return Err(error(e.to_string())),
+        };
         if !status.is_success() {
             return Err(error(format!(
                 "HTTP {}: {}",
@@ -529,13 +611,18 @@ impl Client {
     /// Turns a non-success response into an error naming `what`.
     pub async fn fail(&self, response: reqwest::Response, what: &str) -> Error {
         let status = response.status();
+        // The start of the body is enough for a message; a huge or endless error page is cut.
+        let body =
+            tokio::time::timeout(self.options.read_timeout, read_prefix(response, 16 * 1024))
+                .await
+                .unwrap_or_default();
         if status == StatusCode::NOT_FOUND {
             return Error::NotFound {
                 registry: self.host.clone(),
                 what: what.to_string(),
+                message: error_message(&body),
             };
         }
-        let body = read_capped(response, 16 * 1024).await.unwrap_or_default();
         Error::Status {
             registry: self.host.clone(),
             what: what.to_string(),
@@ -578,7 +665,7 @@ impl Client {
             .map(str::to_string);
         let too_large = || Error::ManifestTooLarge {
             registry: self.host.clone(),
-            reference: reference.to_string(),
+            reference: format!("{repository}:{reference}"),
         };
         if response
             .content_length()
@@ -586,12 +673,30 @@ impl Client {
         {
             return Err(too_large());
         }
-        let bytes = read_capped(response, MAX_MANIFEST)
+        let what = format!("manifest `{repository}:{reference}`");
+        let bytes = self
+            .read_small(response, MAX_MANIFEST, &what)
             .await
             .map_err(|e| match e {
                 CapError::TooLarge => too_large(),
+                CapError::Read(source) if source.is_timeout() => self.timeout(&what),
                 CapError::Read(source) => self.transport(source),
+                CapError::Timeout(timeout) => timeout,
             })?;
+        // An HTML page (a proxy's or captive portal's) is not a manifest: say so, with a short
+        // excerpt, rather than reporting a JSON syntax error.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Error::NotAManifest {
+                registry: self.host.clone(),
+                reference: format!("{repository}:{reference}"),
+                content_type: if media_type.is_empty() {
+                    "no content type".into()
+                } else {
+                    media_type
+                },
+                excerpt: error_message(&bytes),
+            });
+        }
         let mismatch = |actual: String| Error::DigestMismatch {
             registry: self.host.clone(),
             reference: reference.to_string(),
@@ -685,6 +790,7 @@ fn sha512(bytes: &[u8]) -> String {
 enum CapError {
     TooLarge,
     Read(reqwest::Error),
+    Timeout(Error),
 }
 
 impl std::fmt::Display for CapError {
@@ -692,8 +798,29 @@ impl std::fmt::Display for CapError {
         match self {
             Self::TooLarge => f.write_str("the answer is too large"),
             Self::Read(e) => write!(f, "{e}"),
+            Self::Timeout(e) => write!(f, "{e}"),
         }
     }
+}
+
+/// A URL without its query and fragment (pre-signed storage URLs carry secrets there).
+fn without_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+/// The first `cap` bytes of a body (all of it when shorter); read errors end it early.
+async fn read_prefix(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < cap {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = cap - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body
 }
 
 /// Reads a response body, refusing more than `cap` bytes.
@@ -732,13 +859,86 @@ fn error_message(body: &[u8]) -> String {
             return text.join("; ");
         }
     }
-    let text = String::from_utf8_lossy(body);
-    let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
-    if text.trim().is_empty() {
-        "(empty body)".into()
+    excerpt(body)
+}
+
+/// At most this many characters of a body go into an error message.
+const EXCERPT_CHARS: usize = 200;
+
+/// A short excerpt of a body that is not a JSON error document, safe to print on a terminal:
+/// the text of an HTML page without its tags, styles and scripts; no control characters, ANSI
+/// escape sequences or bidirectional overrides; whitespace collapsed; cut at 200 characters.
+fn excerpt(body: &[u8]) -> String {
+    // Only the start can show; it also keeps the tag stripping cheap on a hostile page.
+    let text = String::from_utf8_lossy(&body[..body.len().min(8 * 1024)]);
+    let text = if text.trim_start().starts_with('<') {
+        strip_markup(&text)
     } else {
-        text
+        text.into_owned()
+    };
+    let mut clean = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI sequences (`ESC [ 31 m`): drop up to and including the final letter.
+            if chars.clone().next() == Some('[') {
+                for next in chars.by_ref().skip(1) {
+                    if next.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        let invisible = c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_whitespace() || invisible {
+            if !clean.ends_with(' ') {
+                clean.push(' ');
+            }
+        } else {
+            clean.push(c);
+        }
     }
+    let clean = clean.trim();
+    if clean.is_empty() {
+        return "(empty body)".into();
+    }
+    let mut cut: String = clean.chars().take(EXCERPT_CHARS).collect();
+    if clean.chars().nth(EXCERPT_CHARS).is_some() {
+        cut.push('…');
+    }
+    cut
+}
+
+/// The text of an HTML or XML page: tags removed, `<style>` and `<script>` elements dropped.
+fn strip_markup(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        out.push(' ');
+        let tag = &rest[start + 1..];
+        let skipped = ["style", "script"].into_iter().find_map(|element| {
+            let opens = tag
+                .get(..element.len())
+                .is_some_and(|name| name.eq_ignore_ascii_case(element));
+            opens.then(|| {
+                let closing = format!("</{element}");
+                let lower = tag.to_ascii_lowercase();
+                lower
+                    .find(&closing)
+                    .map_or("", |end| &tag[end + closing.len()..])
+            })
+        });
+        let after = skipped.unwrap_or(tag);
+        match after.find('>') {
+            Some(end) => rest = &after[end + 1..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -772,10 +972,20 @@ mod tests {
             error_message(br#"{"errors":[{"code":"DENIED","message":"no"}]}"#),
             "DENIED no"
         );
-        assert_eq!(
-            error_message(b"<html>\nBad gateway</html>"),
-            "<html>Bad gateway</html>"
-        );
+        assert_eq!(error_message(b"<html>\nBad gateway</html>"), "Bad gateway");
         assert_eq!(error_message(b""), "(empty body)");
+        assert_eq!(error_message(b"  \n\t "), "(empty body)");
+    }
+
+    #[test]
+    fn html_and_terminal_tricks_are_sanitised() {
+        let page = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title>\n<STYLE>h1 { color: red }</STYLE><script>alert(1)</script></head><body>\x1b[31m<h1>Oops</h1>\r\n<p>try\x07 later\xe2\x80\xae</p></body></html>";
+        assert_eq!(error_message(page), "502 Bad Gateway Oops try later");
+        let long = format!("<p>{}</p>", "word ".repeat(500));
+        let text = error_message(long.as_bytes());
+        assert_eq!(text.chars().count(), EXCERPT_CHARS + 1);
+        assert!(text.ends_with('…'));
+        assert_eq!(error_message(b"plain <text> stays"), "plain <text> stays");
+        assert_eq!(error_message(b"<p>unclosed <b"), "unclosed");
     }
 }

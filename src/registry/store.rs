@@ -48,7 +48,16 @@ impl BlobStore for Store {
                 digest: digest.to_string(),
                 source: std::io::Error::other(e),
             })?;
-        let stream = response.bytes_stream().map_err(std::io::Error::other);
+        // A registry that stops sending mid-layer hits the read timeout: say so, naming it.
+        let client = self.client.clone();
+        let what = format!("blob `{digest}`");
+        let stream = response.bytes_stream().map_err(move |e| {
+            if e.is_timeout() {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, client.timeout(&what))
+            } else {
+                std::io::Error::other(e)
+            }
+        });
         let reader = tokio_util::io::StreamReader::new(stream);
         Ok(Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
             reader,

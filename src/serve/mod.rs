@@ -5,8 +5,9 @@
 //! the socket, the workers and graceful shutdown (SIGTERM or Ctrl-C: stop accepting, let
 //! running scans finish within the grace period, hand the rest back to the queue). A webhook
 //! handler only authenticates, parses, checks the allowlist and enqueues, then answers 202;
-//! it never scans. How an image is scanned is given by the caller (`Scanner`), so this module
-//! holds no scan policy and no `anyhow`.
+//! it never scans. Bodies over `MAX_BODY` (1 MiB) get 413: at once when `Content-Length`
+//! says so, else as soon as the bytes pass the limit. How an image is scanned is given by the
+//! caller (`Scanner`), so this module holds no scan policy and no `anyhow`.
 
 pub mod config;
 pub mod hooks;
@@ -156,7 +157,34 @@ pub fn app(state: Arc<App>) -> Router {
         .route("/images/{digest}", get(web::image))
         .route("/certificates", get(web::certificates))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .with_state(state)
+}
+
+/// Whether a request declares a body over `MAX_BODY` in its `Content-Length`.
+fn declared_too_large(headers: &HeaderMap) -> bool {
+    header_text(headers, "content-length")
+        .and_then(|length| length.trim().parse::<u64>().ok())
+        .is_some_and(|length| length > MAX_BODY as u64)
+}
+
+/// Answers 413 at once to a request that declares a body over the limit. `DefaultBodyLimit`
+/// alone only counts bytes as they arrive, so a client declaring 10 GiB and sending nothing
+/// would hold the request open for ever.
+async fn refuse_declared_oversize(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if declared_too_large(request.headers()) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            axum::Json(serde_json::json!({
+                "error": format!("the body is larger than the {MAX_BODY} byte limit")
+            })),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Serves `listener` until SIGTERM or Ctrl-C, with `config.workers` scan workers.
@@ -377,9 +405,10 @@ async fn resolve(
         )
         .await
         .unwrap_or_else(|_| {
-            Err(registry::Error::NotFound {
+            Err(registry::Error::Timeout {
                 registry: image.registry.clone(),
-                what: format!("an answer for `{}:{tag}` within 20 s", image.repository),
+                what: format!("resolving `{}:{tag}`", image.repository),
+                seconds: 20,
             })
         })
     }
@@ -629,5 +658,25 @@ async fn readyz(State(state): State<Arc<App>>) -> Response {
             tracing::warn!(error = %error_chain(&error), "not ready");
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_lengths_over_the_limit_are_refused_up_front() {
+        let with = |length: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_LENGTH, length.parse().unwrap());
+            declared_too_large(&headers)
+        };
+        assert!(with("10737418240"));
+        assert!(with(&(MAX_BODY + 1).to_string()));
+        assert!(!with(&MAX_BODY.to_string()));
+        assert!(!with("0"));
+        assert!(!with("not a number"));
+        assert!(!declared_too_large(&HeaderMap::new()));
     }
 }

@@ -239,6 +239,16 @@ pub fn ocicert(args: &[&str]) -> Run {
 
 /// Runs `ocicert` with `dir` as the working directory (where `ocicert.toml` is looked up).
 pub fn ocicert_in(dir: &Path, args: &[&str]) -> Run {
+    let output = command_in(dir, args).output().expect("run ocicert");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The `ocicert` command the runners start, in `dir`, with the test environment.
+fn command_in(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ocicert"));
     command
         .args(args)
@@ -255,11 +265,104 @@ pub fn ocicert_in(dir: &Path, args: &[&str]) -> Run {
         // Keep tests away from the user's cache; cache tests name their own directory.
         command.env("OCICERT_NO_CACHE", "1");
     }
-    let output = command.output().expect("run ocicert");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    command
+}
+
+/// One `ocicert` run with its wall time and peak resident memory.
+pub struct Measured {
+    pub run: Run,
+    pub wall: std::time::Duration,
+    /// The largest `VmHWM` seen in `/proc/<pid>/status`, in MiB.
+    pub peak_mib: u64,
+}
+
+impl Measured {
+    /// Asserts no panic, at most `seconds` of wall time and `mib` MiB of peak RSS.
+    pub fn assert_bounded(&self, seconds: u64, mib: u64) -> &Self {
+        let run = &self.run;
+        assert!(
+            !run.stderr.contains("panicked"),
+            "ocicert panicked: {}",
+            run.stderr
+        );
+        assert!(
+            self.wall < std::time::Duration::from_secs(seconds),
+            "took {:?}, over the {seconds} s bound; stderr: {}",
+            self.wall,
+            run.stderr
+        );
+        assert!(self.peak_mib > 0, "the memory of the run was never sampled");
+        assert!(
+            self.peak_mib < mib,
+            "peak RSS {} MiB, over the {mib} MiB bound; stderr: {}",
+            self.peak_mib,
+            run.stderr
+        );
+        self
+    }
+}
+
+/// Runs `ocicert` like `ocicert` does, with extra environment, sampling its peak RSS (`VmHWM`,
+/// a high-water mark, so a sample after the peak still sees it) every few milliseconds. A run
+/// still going after `deadline` is killed, so a hang fails the test instead of the suite.
+pub fn ocicert_measured(
+    args: &[&str],
+    env: &[(&str, &str)],
+    deadline: std::time::Duration,
+) -> Measured {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    let mut command = command_in(Path::new(env!("CARGO_MANIFEST_DIR")), args);
+    command
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = std::time::Instant::now();
+    let mut child = command.spawn().expect("run ocicert");
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Ok(status) = fs_err::read_to_string(&status_file) {
+            let hwm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "ocicert {args:?} still running after {deadline:?}: killed; stderr: {}",
+                stderr.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let wall = started.elapsed();
+    Measured {
+        run: Run {
+            code: status.code().unwrap_or(-1),
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        },
+        wall,
+        peak_mib: peak_kib / 1024,
     }
 }
 

@@ -1,9 +1,22 @@
-//! Bad input: tampered blobs, truncated and corrupt layers, hostile paths, huge files. Each one
-//! gives a clear error naming the layer (exit 2) or a bounded scan, never a panic or a hang.
+//! Bad input: tampered blobs, truncated and corrupt layers, hostile paths and links, a gzip
+//! bomb layer, a nested-zip bomb, a 100 MB PEM body, huge files. Each one gives a clear error
+//! naming the layer (exit 2) or a bounded scan, within the wall time and peak RSS the test
+//! asserts, never a panic or a hang.
 
 use crate::common::*;
 use serde_json::json;
-use std::io::Read;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// `scan REFERENCE --format json --now NOW` plus extra arguments, which must end within
+/// `seconds` and `mib` MiB of peak RSS, without a panic.
+fn bounded_scan(reference: &str, extra: &[&str], seconds: u64, mib: u64) -> Run {
+    let mut args = vec!["scan", reference, "--format", "json", "--now", NOW];
+    args.extend_from_slice(extra);
+    let measured = ocicert_measured(&args, &[], Duration::from_secs(seconds * 3));
+    measured.assert_bounded(seconds, mib);
+    measured.run
+}
 
 fn one_layer(dir: &std::path::Path, blob: Blob) -> (Layout, String, String) {
     let mut layout = Layout::new(dir);
@@ -103,7 +116,7 @@ fn a_corrupt_tar_and_a_layer_ending_mid_header_name_the_layer() {
                 media_type: "application/vnd.oci.image.layer.v1.tar",
             },
         );
-        let run = scan_json(&reference, &[]);
+        let run = bounded_scan(&reference, &[], 30, 100);
         assert_clean_error(&run, &[&layer]);
     }
 }
@@ -118,35 +131,64 @@ fn a_zero_length_layer_is_an_empty_layer() {
             media_type: "application/vnd.oci.image.layer.v1.tar",
         },
     );
-    let run = scan_json(&reference, &["--fail-on", "info"]);
+    let run = bounded_scan(&reference, &["--fail-on", "info"], 30, 100);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["images"][0]["findings"], json!([]));
+}
+
+/// A tar entry written byte by byte, as an attacker would: tar::Builder refuses `..`.
+fn raw_entry(
+    builder: &mut tar::Builder<&mut Vec<u8>>,
+    kind: tar::EntryType,
+    path: &str,
+    link: &str,
+    body: &[u8],
+) {
+    let mut header = tar::Header::new_old();
+    header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+    header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+    header.set_size(body.len() as u64);
+    header.set_mode(0o644);
+    header.set_entry_type(kind);
+    header.set_cksum();
+    builder.append(&header, body).unwrap();
 }
 
 #[test]
-fn hostile_paths_are_normalised_inside_the_image() {
+fn hostile_paths_devices_and_hardlinks_stay_inside_the_image() {
+    use tar::EntryType::{Block, Char, Fifo, Link, Regular};
     let dir = tempfile::tempdir().unwrap();
     let mut raw = Vec::new();
     {
-        // tar::Builder refuses `..`, so write the header bytes directly, as an attacker would.
         let mut builder = tar::Builder::new(&mut raw);
-        for (path, body) in [
-            ("../../../etc/evil.key", fixture("keys/ec-sec1.pem")),
-            ("/abs/evil.key", fixture("keys/ec-sec1.pem")),
-        ] {
-            let mut header = tar::Header::new_old();
-            header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
-            header.set_size(body.len() as u64);
-            header.set_mode(0o644);
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_cksum();
-            builder.append(&header, &body[..]).unwrap();
-        }
-        let mut device = tar::Header::new_gnu();
-        device.set_entry_type(tar::EntryType::Char);
-        device.set_size(0);
-        builder
-            .append_data(&mut device, "dev/null", &[][..])
-            .unwrap();
+        let key = fixture("keys/ec-sec1.pem");
+        raw_entry(&mut builder, Regular, "../../../etc/evil.key", "", &key);
+        raw_entry(&mut builder, Regular, "/abs/evil.key", "", &key);
+        raw_entry(&mut builder, Char, "dev/null", "", &[]);
+        raw_entry(&mut builder, Block, "dev/sda", "", &[]);
+        raw_entry(&mut builder, Fifo, "run/pipe", "", &[]);
+        // A device entry that carries data (a key) is still not a file.
+        raw_entry(&mut builder, Char, "dev/tty-with-data", "", &key);
+        // Hard links: to an entry that comes later, out of the tree, to themselves, in a cycle.
+        raw_entry(&mut builder, Link, "early/link.key", "late/real.key", &[]);
+        raw_entry(
+            &mut builder,
+            Link,
+            "up/escape.key",
+            "../../../late/real.key",
+            &[],
+        );
+        raw_entry(&mut builder, Link, "loop/self", "loop/self", &[]);
+        raw_entry(&mut builder, Link, "loop/a", "loop/b", &[]);
+        raw_entry(&mut builder, Link, "loop/b", "loop/a", &[]);
+        raw_entry(&mut builder, Link, "dangling/link", "nowhere/at/all", &[]);
+        raw_entry(
+            &mut builder,
+            Regular,
+            "late/real.key",
+            "",
+            &fixture("keys/rsa-pkcs8.pem"),
+        );
         builder.finish().unwrap();
     }
     let (_layout, reference, _) = one_layer(
@@ -156,12 +198,40 @@ fn hostile_paths_are_normalised_inside_the_image() {
             media_type: "application/vnd.oci.image.layer.v1.tar",
         },
     );
-    let run = scan_json(&reference, &[]);
-    let places: Vec<_> = findings(&run.json())
-        .into_iter()
-        .map(|(_, p, _)| p)
-        .collect();
-    assert_eq!(places, ["/abs/evil.key", "/etc/evil.key"], "{}", run.stderr);
+    let run = bounded_scan(&reference, &[], 30, 100);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    let places: Vec<_> = findings(&report).into_iter().map(|(_, p, _)| p).collect();
+    // A hard link reports what its target holds in the same layer, whichever comes first in
+    // the tar: reporting a forward link an extractor would refuse beats missing a key. Links to
+    // themselves, cycles, devices and dangling links report nothing and end.
+    assert_eq!(
+        places,
+        [
+            "/abs/evil.key",
+            "/early/link.key",
+            "/etc/evil.key",
+            "/late/real.key",
+            "/up/escape.key"
+        ],
+        "{}",
+        run.stderr
+    );
+    let real = format!(
+        "sha256:{}",
+        String::from_utf8(fixture("keys/rsa-pkcs8.spki.sha256"))
+            .unwrap()
+            .trim()
+    );
+    for finding in report["images"][0]["findings"].as_array().unwrap() {
+        let path = finding["location"]["path"].as_str().unwrap();
+        let expected_real = ["/early/link.key", "/late/real.key", "/up/escape.key"].contains(&path);
+        assert_eq!(
+            finding["fingerprint"] == real.as_str(),
+            expected_real,
+            "{path}: {finding}"
+        );
+    }
 }
 
 #[test]
@@ -178,6 +248,24 @@ fn schema1_and_garbage_manifests_are_refused_clearly() {
 /// A 2 GiB file of zeros streams through the PEM scanner with bounded memory.
 #[test]
 fn a_two_gigabyte_file_of_zeros_is_scanned_in_bounded_memory() {
+    const CHILD: &str = "OCICERT_IT_ALONE";
+    if std::env::var_os(CHILD).is_none() {
+        // Peak RSS is per process, and the other tests share this one: run this test alone in
+        // a child test process, where the peak is the scan's own.
+        let name = "hostile::a_two_gigabyte_file_of_zeros_is_scanned_in_bounded_memory";
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--test-threads", "1"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("test result: ok. 1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return;
+    }
     const SIZE: u64 = 2 * 1024 * 1024 * 1024;
     fn layer_stream() -> impl Read {
         let mut header = tar::Header::new_gnu();
@@ -215,4 +303,330 @@ fn a_two_gigabyte_file_of_zeros_is_scanned_in_bounded_memory() {
         peak_kib < 400 * 1024,
         "peak RSS {peak_kib} KiB while streaming 2 GiB"
     );
+}
+
+#[test]
+fn symlink_loops_inside_the_image_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_layout, reference, _) = one_layer(
+        dir.path(),
+        gz_layer(&[
+            Entry::Symlink("loop/a", "b"),
+            Entry::Symlink("loop/b", "a"),
+            Entry::Symlink("loop/self", "self"),
+            Entry::Symlink("loop/dir", "."),
+            Entry::Symlink("loop/up", "../loop/up"),
+            // The paths a trust-store lookup (inject) resolves are loops too.
+            Entry::Dir("etc/ssl/certs"),
+            Entry::Symlink("etc/ssl/certs/ca-certificates.crt", "../../ssl/cert.pem"),
+            Entry::Symlink("etc/ssl/cert.pem", "certs/ca-certificates.crt"),
+            Entry::Symlink("etc/pki", "/etc/pki"),
+            Entry::File("app/real.key", fixture("keys/ec-sec1.pem")),
+        ]),
+    );
+    let run = bounded_scan(&reference, &[], 30, 100);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let places: Vec<_> = findings(&run.json())
+        .into_iter()
+        .map(|(_, p, _)| p)
+        .collect();
+    assert_eq!(places, ["/app/real.key"], "{}", run.stderr);
+
+    // inject resolves symlinks inside the image to find the trust stores: it must stop.
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/certs/root-ca.pem");
+    let measured = ocicert_measured(
+        &[
+            "inject",
+            &reference,
+            "--ca",
+            ca.to_str().unwrap(),
+            "--dry-run",
+        ],
+        &[],
+        Duration::from_secs(90),
+    );
+    measured.assert_bounded(30, 100);
+    let run = &measured.run;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // A bundle path that never resolves is no bundle: the new layer writes a real file there.
+    assert!(
+        run.stdout.contains(
+            "create system bundle /etc/ssl/certs/ca-certificates.crt (the image has none)"
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+/// A gzip stream that inflates to `size` zero bytes, made by repeating one member that
+/// inflates to 1 MiB (a multi-member stream is still one gzip stream).
+fn zeros_gzip(size: u64) -> Vec<u8> {
+    const CHUNK: u64 = 1024 * 1024;
+    assert_eq!(size % CHUNK, 0);
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(&vec![0u8; CHUNK as usize]).unwrap();
+    let member = encoder.finish().unwrap();
+    member.repeat((size / CHUNK) as usize)
+}
+
+fn tar_header(path: &str, size: u64) -> Vec<u8> {
+    let mut header = tar::Header::new_gnu();
+    header.set_path(path).unwrap();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    header.as_bytes().to_vec()
+}
+
+/// Writes a one-layer image around a gzip layer blob without inflating it (`Layout::image`
+/// would, for the diff_id, which the scan does not check); returns the `oci:` reference.
+fn gz_image_by_hand(dir: &std::path::Path, blob: &[u8]) -> String {
+    let mut layout = Layout::new(dir);
+    let layer = layout.blob(blob);
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": layout.blob(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": blob.len()}],
+    }))
+    .unwrap();
+    let descriptor = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                            "digest": layout.blob(&manifest), "size": manifest.len()});
+    layout.tag(descriptor, "t").write();
+    format!("oci:{}:t", dir.display())
+}
+
+#[test]
+fn a_gzip_bomb_layer_streams_in_bounded_time_and_memory() {
+    const OUT: u64 = 1024 * 1024 * 1024;
+    const NESTED: u64 = 256 * 1024 * 1024;
+    // One 1 GiB file of zeros, then a 256 MiB-inflating `.gz` inside the layer, then a key:
+    // about 1.3 MB of layer for more than 1 GiB of tar.
+    let nested = zeros_gzip(NESTED);
+    let key = fixture("keys/ec-sec1.pem");
+    let mut tail = tar_header("bomb/nested.gz", nested.len() as u64);
+    tail.extend_from_slice(&nested);
+    tail.resize(tail.len().next_multiple_of(512), 0);
+    tail.extend_from_slice(&tar_header("app/after.key", key.len() as u64));
+    tail.extend_from_slice(&key);
+    tail.resize(tail.len().next_multiple_of(512) + 1024, 0);
+    let mut bytes = gzip(&tar_header("bomb/zeros.bin", OUT));
+    bytes.extend_from_slice(&zeros_gzip(OUT));
+    bytes.extend_from_slice(&gzip(&tail));
+    assert!(bytes.len() < 2 * 1024 * 1024, "{} bytes", bytes.len());
+
+    let dir = tempfile::tempdir().unwrap();
+    let reference = gz_image_by_hand(dir.path(), &bytes);
+    let run = bounded_scan(&reference, &["--fail-on", "never"], 150, 256);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(
+        report["images"][0]["layers"][0]["bytes"].as_u64(),
+        Some(OUT + nested.len() as u64 + key.len() as u64),
+        "every byte of the bomb went through the scanner: {}",
+        report["images"][0]["layers"][0]
+    );
+    let found = findings(&report);
+    assert!(
+        found
+            .iter()
+            .any(|(rule, path, _)| rule == "private-key" && path == "/app/after.key"),
+        "the file after the bomb is scanned: {found:?}"
+    );
+    let nested_limit = report["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["location"]["path"] == "/bomb/nested.gz")
+        .unwrap_or_else(|| panic!("no finding for the nested bomb: {found:?}"));
+    assert_eq!(nested_limit["rule"], "scan-incomplete");
+    assert!(
+        nested_limit["message"].as_str().unwrap().contains("limit"),
+        "{nested_limit}"
+    );
+}
+
+/// A zip holding `entries` (name, bytes), deflated.
+fn zip_of(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, bytes) in entries {
+        writer.start_file(name.as_str(), options).unwrap();
+        writer.write_all(bytes).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+#[test]
+fn a_nested_zip_bomb_ten_deep_stops_at_the_depth_limit() {
+    // Ten zips deep, two of the next level in each: 512 innermost zips with a key each.
+    let mut level = zip_of(&[("secret.key".into(), fixture("keys/ec-sec1.pem"))]);
+    for depth in (1..10).rev() {
+        level = zip_of(&[
+            (format!("l{depth}a.zip"), level.clone()),
+            (format!("l{depth}b.zip"), level),
+        ]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_layout, reference, _) =
+        one_layer(dir.path(), gz_layer(&[Entry::File("app/deep.zip", level)]));
+
+    let run = bounded_scan(&reference, &["--fail-on", "never"], 60, 256);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    let all = report["images"][0]["findings"].as_array().unwrap();
+    assert!(
+        all.iter().all(|f| f["rule"] == "scan-incomplete"),
+        "nothing below the limit is opened: {all:?}"
+    );
+    assert_eq!(all.len(), 8, "2^3 archives at depth 3: {all:?}");
+    for finding in all {
+        assert_eq!(finding["location"]["path"], "/app/deep.zip");
+        assert!(
+            finding["message"]
+                .as_str()
+                .unwrap()
+                .contains("archive nested deeper than 3 levels"),
+            "{finding}"
+        );
+        assert_eq!(
+            finding["location"]["archive_path"]
+                .as_str()
+                .unwrap()
+                .matches(".zip")
+                .count(),
+            3,
+            "{finding}"
+        );
+    }
+
+    // Raising the limit to the full depth reaches every key: the limit is what stopped it.
+    let deep = bounded_scan(
+        &reference,
+        &["--fail-on", "never", "--max-archive-depth", "10"],
+        90,
+        256,
+    );
+    let report = deep.json();
+    let keys: Vec<_> = report["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "private-key")
+        .collect();
+    assert_eq!(keys.len(), 512, "{}", deep.stderr);
+    assert!(keys.iter().all(|f| {
+        f["location"]["archive_path"]
+            .as_str()
+            .unwrap()
+            .ends_with("secret.key")
+    }));
+}
+
+/// `count` bytes of `line` repeated, generated while read (nothing large in memory).
+struct Cycle {
+    line: Vec<u8>,
+    at: usize,
+    left: u64,
+}
+
+impl Read for Cycle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf
+            .len()
+            .min(self.line.len() - self.at)
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        buf[..n].copy_from_slice(&self.line[self.at..self.at + n]);
+        self.at = (self.at + n) % self.line.len();
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_pem_block_with_a_100_mb_body_is_bounded() {
+    // Real base64 lines, repeated: a 100 MB "private key" with an END line, the same without
+    // one, and a 30 MB one (small enough to be buffered whole), then a real key. The layer is
+    // streamed into gzip, so the test itself holds no 100 MB buffer.
+    let line = {
+        let pem = String::from_utf8(fixture("keys/rsa-pkcs8.pem")).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        format!("{}\n", &body[..64]).into_bytes()
+    };
+    let begin = b"-----BEGIN PRIVATE KEY-----\n";
+    let end = b"-----END PRIVATE KEY-----\n";
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(encoder);
+    for (path, body, with_end) in [
+        ("big/huge.pem", 100_000_000u64, true),
+        ("big/unterminated.pem", 100_000_000, false),
+        ("big/medium.pem", 30_000_000, true),
+    ] {
+        let body = body - body % line.len() as u64;
+        let size = begin.len() as u64 + body + if with_end { end.len() as u64 } else { 0 };
+        let mut header = tar::Header::new_gnu();
+        header.set_size(size);
+        header.set_mode(0o644);
+        let content = (&begin[..])
+            .chain(Cycle {
+                line: line.clone(),
+                at: 0,
+                left: body,
+            })
+            .chain(if with_end { &end[..] } else { &[][..] });
+        builder.append_data(&mut header, path, content).unwrap();
+    }
+    let key = fixture("keys/ec-sec1.pem");
+    let mut header = tar::Header::new_gnu();
+    header.set_size(key.len() as u64);
+    header.set_mode(0o644);
+    builder
+        .append_data(&mut header, "app/real.key", &key[..])
+        .unwrap();
+    let blob = builder.into_inner().unwrap().finish().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let reference = gz_image_by_hand(dir.path(), &blob);
+
+    let run = bounded_scan(&reference, &["--fail-on", "never"], 120, 256);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert!(
+        report["images"][0]["layers"][0]["bytes"].as_u64() > Some(230_000_000),
+        "{}",
+        report["images"][0]["layers"][0]
+    );
+    let found = findings(&report);
+    assert!(
+        found.contains(&("private-key".into(), "/app/real.key".into(), true)),
+        "{found:?}"
+    );
+    for big in ["/big/huge.pem", "/big/unterminated.pem", "/big/medium.pem"] {
+        let about: Vec<_> = report["images"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["location"]["path"] == big)
+            .collect();
+        assert!(
+            !about.is_empty(),
+            "{big} is reported, not dropped: {found:?}"
+        );
+        for finding in about {
+            assert_eq!(finding["rule"], "pem-unparseable", "{finding}");
+            assert!(
+                finding["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no END line within 1024 KiB"),
+                "{finding}"
+            );
+        }
+    }
 }

@@ -5,6 +5,9 @@
 mod common;
 mod help;
 mod hostile;
+mod hostile_registry;
+mod hostile_serve;
+mod hygiene;
 mod inject;
 mod policy;
 mod registry;

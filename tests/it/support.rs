@@ -1,7 +1,7 @@
 //! Real components for the registry tests: Debian's `docker-registry` (CNCF distribution) in
 //! plain, TLS + htpasswd and token-auth setups (optionally sending notifications), a token
-//! server, a 429-injecting proxy, a webhook sink, PostgreSQL and `ocicert serve` itself, each
-//! on a free 127.0.0.1 port, killed and reaped on drop.
+//! server, a 429-injecting proxy, a scripted hostile registry, a webhook sink, PostgreSQL and
+//! `ocicert serve` itself, each on a free 127.0.0.1 port, killed and reaped on drop.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -423,6 +423,80 @@ impl FlakyProxy {
 }
 
 impl Drop for FlakyProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tests/support/hostile_registry.py`: a registry that misbehaves on purpose (the repository's
+/// first component picks how), plus a token service on another port; both log every request.
+pub struct HostileRegistry {
+    child: Child,
+    pub port: u16,
+    /// The token service that the `realm*` modes send clients to.
+    pub third_port: u16,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl HostileRegistry {
+    /// Serves the image in `served` (`manifests/v1`, `manifests/v1.type`, `blobs/<digest>`,
+    /// `first-layer`).
+    pub fn start(served: &Path) -> Self {
+        require("/usr/bin/python3", "python3");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (port, third_port) = (free_port(), free_port());
+        let log = dir.path().join("requests.log");
+        std::fs::write(&log, "").expect("log");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(support("hostile_registry.py"))
+            .args([&port.to_string(), &third_port.to_string()])
+            .arg(served)
+            .arg(&log)
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("stderr.log")).expect("log"),
+            ))
+            .spawn()
+            .expect("hostile registry");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            || std::net::TcpStream::connect(("127.0.0.1", third_port)).is_err()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "hostile registry did not start"
+            );
+            assert!(
+                child.try_wait().ok().flatten().is_none(),
+                "hostile registry exited"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            third_port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The requests logged so far, one per line.
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for HostileRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
