@@ -3,6 +3,7 @@
 
 use super::Status;
 use crate::cli::{GenerateKeyPairArgs, SignArgs};
+use crate::registry::referrers;
 use crate::registry::signatures::SignedLayer;
 use crate::registry::{Client, Target};
 use crate::sign::{self, KeySigner, Verifier};
@@ -176,7 +177,31 @@ pub async fn attest(
     client
         .append_signed_layer(&target.repository, digest, "att", &layer)
         .await
-        .with_context(|| format!("cannot push the attestation of {digest}"))
+        .with_context(|| format!("cannot push the attestation of {digest}"))?;
+    // Also an OCI 1.1 referrer where the registry serves the referrers API; the `.att` tag
+    // above stays, since that is where cosign and admission controllers look today.
+    let artifact = referrers::Artifact {
+        artifact_type: sign::DSSE,
+        media_type: sign::DSSE,
+        blob: &layer.payload,
+        annotations: layer.annotations.clone(),
+    };
+    match client
+        .attach_referrer(&target.repository, digest, &artifact)
+        .await
+        .with_context(|| format!("cannot attach the attestation of {digest} as a referrer"))?
+    {
+        referrers::Attached::Referrer { digest: referrer } => {
+            tracing::info!("attestation attached as OCI 1.1 referrer {referrer}");
+        }
+        referrers::Attached::Unsupported => {
+            tracing::info!(
+                "{} has no OCI 1.1 referrers API: the attestation is under the `.att` tag only",
+                target.registry
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `ocicert sign IMAGE --key cosign.key`.

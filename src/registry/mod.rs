@@ -21,6 +21,7 @@
 
 pub mod auth;
 pub mod push;
+pub mod referrers;
 pub mod signatures;
 pub mod store;
 

@@ -2,7 +2,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod action;
 mod common;
+mod dockerfile;
 mod help;
 mod hostile;
 mod hostile_registry;

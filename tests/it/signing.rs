@@ -423,3 +423,171 @@ fn inject_signs_and_attests_and_keeps_earlier_signatures() {
         local.stderr
     );
 }
+
+/// `tests/support/referrers_proxy.py` in front of a real registry: the OCI 1.1 referrers API
+/// that distribution 2.8 lacks.
+struct ReferrersProxy {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl ReferrersProxy {
+    fn start(upstream: &str) -> Self {
+        let port = crate::support::free_port();
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/referrers_proxy.py"))
+            .args([&port.to_string(), upstream])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed().as_secs() < 10, "proxy did not start");
+            assert!(child.try_wait().unwrap().is_none(), "proxy exited");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for ReferrersProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(url: &str) -> (u16, Vec<u8>) {
+    let output = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", url])
+        .output()
+        .unwrap();
+    let mut body = output.stdout;
+    let newline = body.iter().rposition(|b| *b == b'\n').unwrap();
+    let status = String::from_utf8_lossy(&body[newline + 1..])
+        .parse()
+        .unwrap();
+    body.truncate(newline);
+    (status, body)
+}
+
+#[test]
+fn the_attestation_is_an_oci_referrer_where_the_registry_has_the_api_and_a_tag_elsewhere() {
+    let registry = Registry::start(Setup::Plain);
+    let proxy = ReferrersProxy::start(&registry.host());
+    let dir = tempfile::tempdir().unwrap();
+    registry.push(&image(dir.path(), "base"), "team/base:v1");
+    let prefix = dir.path().join("cosign");
+    let keys = [
+        "generate-key-pair",
+        "--output-key-prefix",
+        prefix.to_str().unwrap(),
+    ];
+    assert_eq!(with_password(&keys, "pw").code, 0);
+    let (key, public) = (
+        format!("{}.key", prefix.display()),
+        format!("{}.pub", prefix.display()),
+    );
+    let verifier = ocicert::sign::Verifier::load(&fs_err::read(&public).unwrap(), "pub").unwrap();
+    let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/certs/root-ca.pem");
+    let inject = |host: &str, tag: &str| {
+        let run = with_password(
+            &[
+                "inject",
+                &format!("{host}/team/base:v1"),
+                "--ca",
+                ca.to_str().unwrap(),
+                "--to",
+                &format!("{host}/team/app:{tag}"),
+                "--insecure",
+                "--sign-key",
+                &key,
+                "--attest",
+            ],
+            "pw",
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout.trim().to_string()
+    };
+    const DSSE: &str = "application/vnd.dsse.envelope.v1+json";
+
+    // Through the proxy: the registry answers the referrers API.
+    let proxied = format!("127.0.0.1:{}", proxy.port);
+    let digest = inject(&proxied, "via-proxy");
+    let listing = || {
+        let (status, body) = http_get(&format!(
+            "http://{proxied}/v2/team/app/referrers/{digest}?artifactType={}",
+            DSSE.replace('+', "%2B")
+        ));
+        assert_eq!(status, 200);
+        let index: Value = serde_json::from_slice(&body).unwrap();
+        index["manifests"].as_array().unwrap().clone()
+    };
+    let referrers = listing();
+    assert_eq!(referrers.len(), 1, "{referrers:?}");
+    assert_eq!(referrers[0]["artifactType"], DSSE);
+    // Read back from the real registry, by skopeo, not through the proxy.
+    let referrer_digest = referrers[0]["digest"].as_str().unwrap();
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!(
+            "docker://{}/team/app@{referrer_digest}",
+            registry.host()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let manifest: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(manifest["subject"]["digest"], digest.as_str());
+    assert_eq!(manifest["artifactType"], DSSE);
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+    let envelope = fetch(
+        &registry,
+        "team/app",
+        manifest["layers"][0]["digest"].as_str().unwrap(),
+        true,
+    );
+    let statement = ocicert::sign::verify_dsse(&envelope, &verifier).expect("DSSE verifies");
+    assert_eq!(
+        statement["subject"][0]["digest"]["sha256"],
+        digest.trim_start_matches("sha256:")
+    );
+    // The cosign `.att` tag is written as well: that is what cosign and Kyverno read.
+    let tag = format!("{}.att", digest.replace(':', "-"));
+    assert!(!fetch(&registry, "team/app", &tag, false).is_empty());
+    // Injecting the same again gives the same image and a second (freshly signed) attestation;
+    // the first stays listed.
+    assert_eq!(inject(&proxied, "via-proxy"), digest);
+    let again = listing();
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert!(again.contains(&referrers[0]));
+
+    // Straight to distribution 2.8 (no referrers API): the `.sig` and `.att` tags only, and no
+    // artifact manifest left behind untagged.
+    let (status, _) = http_get(&format!(
+        "http://{}/v2/team/app/referrers/{digest}",
+        registry.host()
+    ));
+    assert_eq!(status, 404, "distribution 2.8 has no referrers API");
+    let revisions = registry
+        .dir
+        .path()
+        .join("data/docker/registry/v2/repositories/team/app/_manifests/revisions/sha256");
+    let count = || std::fs::read_dir(&revisions).unwrap().count();
+    let before = count();
+    let direct = inject(&registry.host(), "direct");
+    assert_eq!(
+        count() - before,
+        3,
+        "image, .sig and .att manifests, nothing else"
+    );
+    let tag = format!("{}.att", direct.replace(':', "-"));
+    assert!(!fetch(&registry, "team/app", &tag, false).is_empty());
+}

