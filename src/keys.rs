@@ -267,15 +267,21 @@ pub fn pkcs8(der: &[u8]) -> Result<KeyInfo, Error> {
             Ok(with_spki(format, "ed25519", Some(256), None, spki, &public))
         }
         OID_DSA => {
-            let identity = info.algorithm.parameters.map(|p| p.value().to_vec());
-            Ok(with_spki(
-                format,
-                "dsa",
-                None,
-                None,
-                None,
-                &identity.unwrap_or_default(),
-            ))
+            // The parameters are Dss-Parms { p, q, g }; the key is the INTEGER x, so the public
+            // y = g^x mod p is computed to fingerprint the key by its SubjectPublicKeyInfo.
+            let parameters = info
+                .algorithm
+                .parameters
+                .and_then(|any| any.decode_as::<Vec<pkcs8::der::asn1::UintRef<'_>>>().ok())
+                .filter(|pqg| pqg.len() == 3)
+                .ok_or_else(|| error(format, "DSA parameters are not p, q, g"))?;
+            let x = pkcs8::der::asn1::UintRef::from_der(info.private_key)
+                .map_err(|e| error(format, e))?;
+            let [p, q, g] = [0, 1, 2].map(|i| parameters[i].as_bytes());
+            let y = dsa_public(p, g, x.as_bytes())
+                .ok_or_else(|| error(format, "DSA parameters are out of range"))?;
+            let spki = dsa_spki(p, q, g, &y);
+            Ok(with_spki(format, "dsa", Some(bits_of(p)), None, spki, &y))
         }
         other => {
             let name = match other {
@@ -301,15 +307,47 @@ pub fn dsa_traditional(der: &[u8]) -> Result<KeyInfo, Error> {
     if integers.len() != 6 {
         return Err(error(format, "expected six integers"));
     }
-    let bits = bits_of(integers[1].as_bytes());
-    Ok(with_spki(
-        format,
-        "dsa",
-        Some(bits),
-        None,
-        None,
-        integers[4].as_bytes(),
-    ))
+    let [p, q, g, y] = [1, 2, 3, 4].map(|i| integers[i].as_bytes());
+    let spki = dsa_spki(p, q, g, y);
+    Ok(with_spki(format, "dsa", Some(bits_of(p)), None, spki, y))
+}
+
+/// The largest DSA modulus whose public key is computed (FIPS 186 stops at 3072 bits).
+const MAX_DSA_BITS: u32 = 16_384;
+
+/// y = g^x mod p, for a DSA private key x; `None` for parameters out of range.
+fn dsa_public(p: &[u8], g: &[u8], x: &[u8]) -> Option<Vec<u8>> {
+    if bits_of(p) > MAX_DSA_BITS || bits_of(x) > MAX_DSA_BITS {
+        return None;
+    }
+    let p = num_bigint::BigUint::from_bytes_be(p);
+    if p < num_bigint::BigUint::from(3u8) {
+        return None;
+    }
+    let y =
+        num_bigint::BigUint::from_bytes_be(g).modpow(&num_bigint::BigUint::from_bytes_be(x), &p);
+    Some(y.to_bytes_be())
+}
+
+/// SHA-256 of a DSA SubjectPublicKeyInfo: { dsa, Dss-Parms { p, q, g } } with the INTEGER y, as
+/// `openssl pkey -pubout -outform DER` writes it.
+fn dsa_spki(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Option<String> {
+    use pkcs8::der::asn1::UintRef;
+    let integers = [p, q, g]
+        .into_iter()
+        .map(UintRef::new)
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    let parameters = pkcs8::der::Any::from_der(&integers.to_der().ok()?).ok()?;
+    let public = UintRef::new(y).ok()?.to_der().ok()?;
+    let spki = pkcs8::spki::SubjectPublicKeyInfo {
+        algorithm: pkcs8::spki::AlgorithmIdentifier {
+            oid: pkcs8::ObjectIdentifier::new(OID_DSA).ok()?,
+            parameters: Some(parameters),
+        },
+        subject_public_key: BitStringRef::from_bytes(&public).ok()?,
+    };
+    Some(hex::encode(Sha256::digest(spki.to_der().ok()?)))
 }
 
 /// Analyses a PKCS#8 `EncryptedPrivateKeyInfo`; only the envelope is readable.
@@ -374,6 +412,25 @@ mod tests {
             );
             assert!(!info.encrypted);
         }
+    }
+
+    #[test]
+    fn dsa_keys_get_the_spki_openssl_gives_in_both_encodings() {
+        let pem = String::from_utf8(fixture("keys/dsa.pem")).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let traditional =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap();
+        let expected = expected_spki("dsa");
+        let from_traditional = dsa_traditional(&traditional).unwrap();
+        let from_pkcs8 = pkcs8(&fixture("keys/dsa-pkcs8.der")).unwrap();
+        for info in [&from_traditional, &from_pkcs8] {
+            assert_eq!(info.spki_sha256.as_deref(), Some(expected.as_str()));
+            assert_eq!(info.fingerprint, format!("sha256:{expected}"));
+            assert_eq!((info.algorithm.as_str(), info.bits), ("dsa", Some(2048)));
+        }
+        // Parameters out of range are an error, not a hang on a huge modpow.
+        assert!(dsa_public(&[0xff; 4096], &[2], &[3]).is_none());
+        assert!(dsa_public(&[1], &[2], &[3]).is_none());
     }
 
     #[test]

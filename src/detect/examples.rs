@@ -52,6 +52,7 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ("keys/ec-sec1-nopub.der", &["key:SEC1:ec"]),
     ("keys/ed25519.der", &["key:PKCS#8:ed25519"]),
     ("keys/dsa.pem", &["key:OpenSSL DSA:dsa"]),
+    ("keys/dsa-pkcs8.der", &["key:PKCS#8:dsa"]),
     (
         "keys/encrypted-pkcs8.pem",
         &["key:encrypted PKCS#8:unknown:encrypted"],
