@@ -6,7 +6,9 @@
 //! running scans finish within the grace period, hand the rest back to the queue). A webhook
 //! handler only authenticates, parses, checks the allowlist and enqueues, then answers 202;
 //! it never scans. Bodies over `MAX_BODY` (1 MiB) get 413: at once when `Content-Length`
-//! says so, else as soon as the bytes pass the limit. How an image is scanned is given by the
+//! says so, else as soon as the bytes pass the limit; a webhook body must arrive within
+//! `BODY_TIMEOUT` (408), and a bearer or path secret is checked before the body is read.
+//! How an image is scanned is given by the
 //! caller (`Scanner`), so this module holds no scan policy and no `anyhow`.
 
 pub mod config;
@@ -33,6 +35,10 @@ use std::time::Duration;
 
 /// Largest webhook body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
+
+/// How long a webhook client may take to send its (at most `MAX_BODY`) body. A client that
+/// declares a small body and never sends it gets 408 instead of holding the request open.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why a scan did not produce a report.
 #[derive(Debug)]
@@ -233,6 +239,8 @@ pub enum AppError {
     Forbidden(String),
     NotFound,
     BadGateway(String),
+    TooLarge,
+    Timeout,
     Store(store::Error),
 }
 
@@ -253,6 +261,17 @@ impl IntoResponse for AppError {
             Self::Forbidden(message) => (StatusCode::FORBIDDEN, message),
             Self::NotFound => (StatusCode::NOT_FOUND, "not found".into()),
             Self::BadGateway(message) => (StatusCode::BAD_GATEWAY, message),
+            Self::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than the {MAX_BODY} byte limit"),
+            ),
+            Self::Timeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} seconds",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            ),
             Self::Store(error) => {
                 tracing::error!(error = %error_chain(&error), "store error");
                 (
@@ -262,6 +281,17 @@ impl IntoResponse for AppError {
             }
         };
         (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+/// Reads a webhook body: at most `MAX_BODY` bytes, all within `BODY_TIMEOUT`.
+async fn read_body(body: axum::body::Body) -> Result<Bytes, AppError> {
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        // `to_bytes` fails on the length limit or on a broken connection; either way the
+        // delivery is unusable, and a too-long body is the only one a client can fix.
+        Ok(Err(_)) => Err(AppError::TooLarge),
+        Err(_) => Err(AppError::Timeout),
     }
 }
 
@@ -349,7 +379,7 @@ fn ignored(state: &App, source: &'static str, why: &str) -> Response {
 async fn distribution_hook(
     State(state): State<Arc<App>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, AppError> {
     const SOURCE: &str = "distribution";
     let Some(hook) = &state.config.hooks.distribution else {
@@ -360,6 +390,8 @@ async fn distribution_hook(
         state.metrics.delivery(SOURCE, Delivery::Unauthorized);
         return Err(AppError::Unauthorized);
     }
+    // The secret is checked first: a stranger's body is never read.
+    let body = read_body(body).await?;
     let (pushed, _) = hooks::registry_events(&body).map_err(|e| {
         state.metrics.delivery(SOURCE, Delivery::Invalid);
         AppError::BadRequest(error_chain(&e))
@@ -422,7 +454,7 @@ async fn resolve(
 async fn dockerhub_hook(
     State(state): State<Arc<App>>,
     Path(secret): Path<String>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, AppError> {
     const SOURCE: &str = "dockerhub";
     let Some(hook) = &state.config.hooks.dockerhub else {
@@ -432,6 +464,7 @@ async fn dockerhub_hook(
         state.metrics.delivery(SOURCE, Delivery::Unauthorized);
         return Err(AppError::Unauthorized);
     }
+    let body = read_body(body).await?;
     let mut image = hooks::dockerhub_event(&body).map_err(|e| {
         state.metrics.delivery(SOURCE, Delivery::Invalid);
         AppError::BadRequest(error_chain(&e))
@@ -450,12 +483,14 @@ async fn dockerhub_hook(
 async fn github_hook(
     State(state): State<Arc<App>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, AppError> {
     const SOURCE: &str = "github";
     let Some(hook) = &state.config.hooks.github else {
         return Err(AppError::NotFound);
     };
+    // The HMAC covers the body, so this one is read before the check (bounded all the same).
+    let body = read_body(body).await?;
     let signature = header_text(&headers, "x-hub-signature-256");
     if !hooks::github_signature_valid(hook.secret.expose(), &body, signature) {
         state.metrics.delivery(SOURCE, Delivery::Unauthorized);

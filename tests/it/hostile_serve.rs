@@ -523,3 +523,39 @@ fn a_thousand_duplicate_deliveries_scan_once() {
         DELIVERIES as u64 - 1
     );
 }
+
+#[test]
+fn a_body_that_never_arrives_gets_408_and_a_stranger_body_is_never_read() {
+    let trap = Trap::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), 0, &trap.host(), None);
+    let service = Service::start(&config, &dir.path().join("data"), free_port(), &[], &[]);
+    let auth = format!("Authorization: Bearer {SECRET}");
+    let head = |auth: &str| {
+        format!(
+            "POST /hooks/distribution HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\nContent-Length: 500\r\n\r\n"
+        )
+    };
+
+    // The right secret, 500 bytes announced, 10 sent, then silence: 408 after the body timeout.
+    let started = Instant::now();
+    let (status, answer) = Connection::open(service.port).raw(&head(&auth), b"{\"events\":");
+    let waited = started.elapsed();
+    assert_eq!(status, 408, "{answer}");
+    assert!(answer.contains("did not arrive"), "{answer}");
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(20),
+        "{waited:?}"
+    );
+
+    // A wrong secret is refused at once: the body it announces is never waited for.
+    let started = Instant::now();
+    let (status, _) = Connection::open(service.port).raw(&head("Authorization: Bearer wrong"), b"");
+    assert_eq!(status, 401);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(jobs(&service), Vec::<Value>::new(), "nothing was queued");
+}
