@@ -3,7 +3,7 @@
 # enrollment stubs, laid out as the Docker image and the release archive use them:
 #   OUT/usr/local/bin/ocicert
 #   OUT/usr/local/lib/ocicert/stubs/{amd64,arm64}/ocicert-enroll
-#   OUT/etc/ssl/certs/ca-certificates.crt      (the build machine's Mozilla bundle)
+#   OUT/etc/ssl/certs/ca-certificates.crt      (Mozilla's current TLS roots: `ocicert roots`)
 #   OUT/home/ocicert/                          (HOME of the image's non-root user)
 #   OUT/tmp/                                   (mode 1777)
 # and the release archive DIST/ocicert-VERSION-linux-ARCH.tar.gz (`ocicert` and `stubs/`),
@@ -48,7 +48,15 @@ OCICERT_STUB_DIR="$out/usr/local/lib/ocicert/stubs" "$root/scripts/build-stubs.s
 
 mkdir -p "$out/usr/local/bin" "$out/etc/ssl/certs" "$out/home/ocicert" "$out/tmp" "$dist"
 install -m 0755 "$target_dir/$triple/release-dist/ocicert" "$out/usr/local/bin/ocicert"
-install -m 0644 /etc/ssl/certs/ca-certificates.crt "$out/etc/ssl/certs/ca-certificates.crt"
+# The image's CA bundle is exactly the root set ocicert judges against, never the build
+# machine's bundle (which may hold local or proxy CAs).
+run_built=("$out/usr/local/bin/ocicert")
+if [ "$arch" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then
+  run_built=(qemu-aarch64-static "$out/usr/local/bin/ocicert")
+fi
+"${run_built[@]}" roots > "$out/etc/ssl/certs/ca-certificates.crt.tmp"
+mv -f "$out/etc/ssl/certs/ca-certificates.crt.tmp" "$out/etc/ssl/certs/ca-certificates.crt"
+chmod 0644 "$out/etc/ssl/certs/ca-certificates.crt"
 chmod 1777 "$out/tmp"
 
 name="ocicert-$version-linux-$arch"

@@ -7,6 +7,7 @@
 use crate::detect::{Artifact, CertEncoding, KeystoreKind, KeystorePassword, UnparseableKind};
 use crate::finding::{Finding, Location, Rule};
 use crate::keys::KeyInfo;
+use crate::truststore::Standing;
 use crate::x509::{self, CertInfo};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -301,12 +302,20 @@ fn certificate_findings(
         out.push(finding(rule, message, location, &info.fingerprint))
     };
     if is_anchor(location, encoding).is_some() {
-        if !crate::truststore::in_mozilla_roots(&info.spki_sha256) {
-            push(
+        match crate::truststore::mozilla_standing(&info.spki_sha256) {
+            Standing::Current => {}
+            Standing::Removed => push(
+                out,
+                Rule::RemovedTrustAnchor,
+                format!(
+                    "trust anchor `{subject}` was removed from Mozilla's root program (the CA bundle is out of date)"
+                ),
+            ),
+            Standing::Unknown => push(
                 out,
                 Rule::UnknownTrustAnchor,
                 format!("trust anchor `{subject}` is not in Mozilla's root program"),
-            );
+            ),
         }
         if x509::is_weak_key(info) {
             push(

@@ -39,6 +39,10 @@ pub enum Command {
     /// List the rules with their ids, default severities and summaries.
     #[command(after_help = examples::RULES)]
     Rules,
+    /// Print Mozilla's current TLS root certificates (the set `unknown-trust-anchor` and
+    /// `removed-trust-anchor` compare against) as one PEM bundle.
+    #[command(after_help = examples::ROOTS)]
+    Roots,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = examples::COMPLETIONS)]
     Completions {
@@ -480,6 +484,14 @@ Examples:
   ocicert rules | grep critical
 
 docs/rules.md explains each rule with an example and a fix.";
+
+    pub(super) const ROOTS: &str = "\
+Examples:
+  # The bundle ocicert's own image ships; a reference to compare a distro bundle with
+  ocicert roots > mozilla-roots.pem
+  # How many roots Mozilla trusts for TLS today
+  ocicert roots | grep -c 'BEGIN CERTIFICATE'
+";
 
     pub(super) const COMPLETIONS: &str = "\
 Examples:

@@ -375,8 +375,11 @@ fn scan_large(reader: &mut impl Read) -> std::io::Result<Vec<Detection>> {
             archive_path: None,
         });
     }
+    let program = detect::is_program(&head);
     detect::pem::blocks_in_stream(std::io::Cursor::new(head).chain(reader), |block| {
-        if let Some(artifact) = detect::interpret_pem(&block) {
+        if let Some(artifact) = detect::interpret_pem(&block)
+            && !(program && detect::is_unparseable_pem(&artifact))
+        {
             found.push(Detection {
                 artifact,
                 archive_path: None,

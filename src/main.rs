@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => commands::sign::run(args, &runtime, &mut out),
         Command::GenerateKeyPair(args) => commands::sign::generate(args, &mut out),
         Command::Rules => commands::rules(&mut out),
+        Command::Roots => commands::roots(&mut out),
         Command::Completions { shell } => commands::completions(*shell, &mut out),
         Command::Man => commands::man(&mut out),
         Command::Serve(args) => commands::serve::run(args, &runtime),

@@ -558,7 +558,7 @@ impl Policy {
     }
 
     /// Applies the policy to scanned images, as of `now` (Unix seconds): drops
-    /// `unknown-trust-anchor` for trusted roots, overrides severities, and marks findings that
+    /// `unknown-trust-anchor` and `removed-trust-anchor` for trusted roots, overrides severities, and marks findings that
     /// an exception suppresses. Returns the exceptions that expired.
     pub fn apply(&self, images: &mut [ImageReport], now: i64) -> Vec<ExpiredException> {
         let today = time::OffsetDateTime::from_unix_timestamp(now)
@@ -568,8 +568,10 @@ impl Policy {
         for image in images.iter_mut() {
             let mut findings = std::mem::take(&mut image.findings);
             findings.retain(|finding| {
-                !(finding.rule == Rule::UnknownTrustAnchor
-                    && self.trusted(image, &finding.fingerprint))
+                !(matches!(
+                    finding.rule,
+                    Rule::UnknownTrustAnchor | Rule::RemovedTrustAnchor
+                ) && self.trusted(image, &finding.fingerprint))
             });
             for finding in &mut findings {
                 if let Some(severity) = self.severity.get(&finding.rule) {

@@ -1,5 +1,6 @@
 //! Trust stores: which paths hold the system's and runtimes' trust anchors, and whether an
-//! anchor is in Mozilla's root program (the list compiled into `webpki-roots`).
+//! anchor is in Mozilla's root program (the certificates compiled into `webpki-root-certs`),
+//! was in it once (`mozilla-history.txt`: an out-of-date distro bundle), or never was.
 //!
 //! A certificate in a trust store is a trust anchor: it goes to the inventory and raises no
 //! expiry noise, but a root Mozilla does not include is how a corporate or malicious root
@@ -41,22 +42,72 @@ pub fn store_of(path: &str) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// SPKI SHA-256 of every root in Mozilla's current TLS root store.
 fn mozilla_spki_hashes() -> &'static HashSet<String> {
     static SET: OnceLock<HashSet<String>> = OnceLock::new();
     SET.get_or_init(|| {
-        webpki_roots::TLS_SERVER_ROOTS
+        webpki_root_certs::TLS_SERVER_ROOT_CERTS
             .iter()
-            .map(|anchor| {
-                // webpki-roots stores the SPKI without its outer SEQUENCE header; put it back so
-                // the hash equals the certificate's `spki_sha256`.
-                let content = anchor.subject_public_key_info.as_ref();
-                let mut der = vec![0x30];
-                der.extend(der_length(content.len()));
-                der.extend_from_slice(content);
-                hex::encode(Sha256::digest(&der))
+            .filter_map(|cert| {
+                let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+                Some(hex::encode(Sha256::digest(parsed.public_key().raw)))
             })
             .collect()
     })
+}
+
+/// SPKI SHA-256 of the roots of earlier Mozilla snapshots (`scripts/gen-mozilla-history.sh`).
+fn mozilla_history() -> &'static HashSet<&'static str> {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| {
+        include_str!("mozilla-history.txt")
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.split_whitespace().next())
+            .collect()
+    })
+}
+
+/// Where an anchor stands with Mozilla's root program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// In the current root store.
+    Current,
+    /// In an earlier snapshot, since removed (distrusted or expired).
+    Removed,
+    /// Never seen in Mozilla's store: a private, corporate or unknown root.
+    Unknown,
+}
+
+/// Whether an anchor (by SPKI SHA-256) is in Mozilla's root program, was, or never was.
+pub fn mozilla_standing(spki_sha256: &str) -> Standing {
+    if mozilla_spki_hashes().contains(spki_sha256) {
+        Standing::Current
+    } else if mozilla_history().contains(spki_sha256) {
+        Standing::Removed
+    } else {
+        Standing::Unknown
+    }
+}
+
+/// Mozilla's current TLS roots as one PEM bundle, each preceded by a `# subject` line.
+pub fn mozilla_bundle_pem() -> String {
+    use base64::Engine as _;
+    let mut out = String::new();
+    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        let der = cert.as_ref();
+        if let Ok((_, parsed)) = x509_parser::parse_x509_certificate(der) {
+            out.push_str(&format!("# {}\n", parsed.subject()));
+        }
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        let text = base64::engine::general_purpose::STANDARD.encode(der);
+        for line in text.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
 }
 
 /// The DER encoding of a length.
@@ -76,7 +127,7 @@ pub(crate) fn der_length(len: usize) -> Vec<u8> {
 
 /// Whether a certificate's key is one of Mozilla's trusted roots.
 pub fn in_mozilla_roots(spki_sha256: &str) -> bool {
-    mozilla_spki_hashes().contains(spki_sha256)
+    mozilla_standing(spki_sha256) == Standing::Current
 }
 
 #[cfg(test)]
@@ -104,6 +155,34 @@ mod tests {
         assert_eq!(store_of("/etc/ssl/cert.pem"), Some("alpine-openssl-bundle"));
         assert_eq!(store_of("/app/certs/server.pem"), None);
         assert_eq!(store_of("/etc/ssl/private/key.pem"), None);
+    }
+
+    #[test]
+    fn anchors_are_current_removed_or_unknown() {
+        let current: Vec<&String> = mozilla_spki_hashes().iter().collect();
+        assert_eq!(mozilla_standing(current[0]), Standing::Current);
+        // TrustCor RootCert CA-1: in Debian 12's bundle, distrusted by Mozilla in 2022.
+        let trustcor = include_str!("mozilla-history.txt")
+            .lines()
+            .find(|l| l.contains("CN=TrustCor RootCert CA-1"))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap();
+        assert_eq!(mozilla_standing(trustcor), Standing::Removed);
+        assert_eq!(mozilla_standing(&"ab".repeat(32)), Standing::Unknown);
+    }
+
+    #[test]
+    fn the_bundle_holds_exactly_the_current_roots() {
+        let bundle = mozilla_bundle_pem();
+        let hashes: HashSet<String> = crate::detect::pem::blocks(bundle.as_bytes())
+            .iter()
+            .filter_map(|block| {
+                let der = block.body.as_ref().ok()?;
+                let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+                Some(hex::encode(Sha256::digest(cert.public_key().raw)))
+            })
+            .collect();
+        assert_eq!(&hashes, mozilla_spki_hashes());
     }
 
     #[test]

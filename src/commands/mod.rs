@@ -42,6 +42,12 @@ pub fn rules(out: &mut dyn std::io::Write) -> anyhow::Result<Status> {
     Ok(Status::Clean)
 }
 
+/// Prints Mozilla's current TLS roots as a PEM bundle.
+pub fn roots(out: &mut dyn std::io::Write) -> anyhow::Result<Status> {
+    out.write_all(crate::truststore::mozilla_bundle_pem().as_bytes())?;
+    Ok(Status::Clean)
+}
+
 /// Prints a completion script generated from the clap definition.
 pub fn completions(
     shell: clap_complete::Shell,

@@ -106,6 +106,7 @@ const NEGATIVE_EXAMPLES: &[(&str, &[&str])] = &[
     ("negative/public-key.pem", &[]),
     ("negative/ssh-public.pub", &[]),
     ("negative/fake-pem.txt", &["unparseable:Pem"]),
+    ("negative/pem-strings.elf", &[]),
     ("negative/not-a-keystore.jks", &["unparseable:Keystore"]),
     ("negative/empty.p12", &["unparseable:Keystore"]),
 ];

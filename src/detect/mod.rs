@@ -156,7 +156,7 @@ pub const DEFAULT_KEYSTORE_PASSWORDS: &[&str] = &[
 
 /// Identifies the detection logic for the layer cache: bump the suffix whenever detectors
 /// change what they report, so cached layer results from older rules are not reused.
-pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.3");
+pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.4");
 
 /// Files up to this size are read whole and given to every detector; larger files are
 /// streamed through the PEM scanner only (a certificate or key file is never this large).
@@ -186,8 +186,11 @@ fn scan_nested(
             archive_path: archive_path.map(str::to_string),
         });
     };
+    let program = is_program(data);
     for block in pem::blocks(data) {
-        if let Some(artifact) = interpret_pem(&block) {
+        if let Some(artifact) = interpret_pem(&block)
+            && !(program && is_unparseable_pem(&artifact))
+        {
             push(artifact);
         }
     }
@@ -214,6 +217,33 @@ fn scan_nested(
     if archive::is_archive(data, &lower) {
         archive::scan(name, data, options, depth, archive_path, budget, out);
     }
+}
+
+/// Whether `data` starts like a compiled program or library (ELF, PE, Mach-O). In a program, a
+/// PEM marker with no valid body is a string constant of its PEM-handling code, not a broken
+/// key: such blocks are not reported as unparseable. Valid keys and certificates compiled into
+/// a program still are.
+pub fn is_program(data: &[u8]) -> bool {
+    const MAGICS: &[&[u8]] = &[
+        b"\x7fELF",
+        b"MZ",
+        b"\xfe\xed\xfa\xce",
+        b"\xfe\xed\xfa\xcf",
+        b"\xce\xfa\xed\xfe",
+        b"\xcf\xfa\xed\xfe",
+    ];
+    MAGICS.iter().any(|magic| data.starts_with(magic))
+}
+
+/// Whether an artifact is a PEM block that did not parse.
+pub fn is_unparseable_pem(artifact: &Artifact) -> bool {
+    matches!(
+        artifact,
+        Artifact::Unparseable {
+            kind: UnparseableKind::Pem,
+            ..
+        }
+    )
 }
 
 /// Whether `lower_name` ends with one of the extensions (without dot).

@@ -211,7 +211,8 @@ fn tags(rule: Rule) -> Vec<&'static str> {
         | Rule::WeakKey
         | Rule::WeakSignature
         | Rule::SelfSignedLeaf
-        | Rule::UnknownTrustAnchor => "certificate",
+        | Rule::UnknownTrustAnchor
+        | Rule::RemovedTrustAnchor => "certificate",
         Rule::KeystoreUnparseable
         | Rule::PemUnparseable
         | Rule::DerUnparseable
