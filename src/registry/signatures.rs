@@ -69,7 +69,11 @@ impl Client {
     }
 
     /// Uploads a small blob unless the registry already has it; returns its digest.
-    pub(super) async fn put_small_blob(&self, repository: &str, bytes: &[u8]) -> Result<String, Error> {
+    pub(super) async fn put_small_blob(
+        &self,
+        repository: &str,
+        bytes: &[u8],
+    ) -> Result<String, Error> {
         let digest = sha256(bytes);
         if !self.blob_exists(repository, &digest).await? {
             let chunk: Result<bytes::Bytes, std::io::Error> =
