@@ -2,8 +2,10 @@
 """HTTP proxy for the tests: answers the first N requests with 429 (Retry-After: 1), then
 forwards every request to UPSTREAM unchanged. Logs one line per request to stderr.
 Usage: flaky_proxy.py PORT UPSTREAM_HOST:PORT N"""
-import http.client, sys
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpkit
 
 port, upstream, failures = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 state = {"left": failures}
@@ -17,26 +19,11 @@ class Handler(BaseHTTPRequestHandler):
         if state["left"] > 0:
             state["left"] -= 1
             sys.stderr.write(f"429 {self.command} {self.path}\n")
-            self.send_response(429)
-            self.send_header("Retry-After", "1")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            httpkit.send(self, 429, b"", [("Retry-After", "1")])
             return
-        host, _, p = upstream.partition(":")
-        conn = http.client.HTTPConnection(host, int(p), timeout=30)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-        conn.request(self.command, self.path, body=body, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-        sys.stderr.write(f"{response.status} {self.command} {self.path}\n")
-        self.send_response(response.status)
-        for k, v in response.getheaders():
-            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        status, headers, data = httpkit.forward(self, upstream, body)
+        sys.stderr.write(f"{status} {self.command} {self.path}\n")
+        httpkit.send(self, status, data, headers)
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = handle_any
 

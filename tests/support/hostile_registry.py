@@ -29,6 +29,8 @@ Passwords are never written to the log.
 import base64, os, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpkit
+
 port, third_port, root, log_path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 log_lock = threading.Lock()
 TOKEN = "tok-hostile"
@@ -77,13 +79,7 @@ class Registry(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def send(self, status, body=b"", headers=()):
-        self.send_response(status)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        httpkit.send(self, status, body, headers)
 
     def do_GET(self):
         parts = self.path.split("?")[0].split("/")

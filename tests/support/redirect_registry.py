@@ -6,6 +6,8 @@ arrived. Usage: redirect_registry.py PORT STORAGE_PORT DIR USER:PASS LOG"""
 import base64, os, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from httpkit import send
+
 port, storage_port, root, creds, log_path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 log_lock = threading.Lock()
 
@@ -13,14 +15,6 @@ def log(line):
     with log_lock, open(log_path, "a") as f:
         f.write(line + "\n")
 
-def send(handler, status, body=b"", headers=()):
-    handler.send_response(status)
-    for k, v in headers:
-        handler.send_header(k, v)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    if handler.command != "HEAD":
-        handler.wfile.write(body)
 
 class Registry(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"

@@ -13,9 +13,11 @@ exactly those two things and forwards everything else to UPSTREAM unchanged.
   (filtered by T, with `OCI-Filters-Applied: artifactType`). An empty list is still 200.
 
 Logs one line per request to stderr. Usage: referrers_proxy.py PORT UPSTREAM_HOST:PORT"""
-import hashlib, http.client, json, re, sys, threading
+import hashlib, json, re, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+import httpkit
 
 port, upstream = int(sys.argv[1]), sys.argv[2]
 referrers = {}  # (name, subject digest) -> [descriptor]
@@ -27,15 +29,6 @@ MANIFEST = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-
-    def reply(self, status, body=b"", headers=()):
-        self.send_response(status)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
     def handle_any(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -52,17 +45,12 @@ class Handler(BaseHTTPRequestHandler):
                 headers.append(("OCI-Filters-Applied", "artifactType"))
             index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": found}
             sys.stderr.write(f"200 GET {self.path} ({len(found)} referrers)\n")
-            self.reply(200, json.dumps(index).encode(), headers)
+            httpkit.send(self, 200, json.dumps(index).encode(), headers)
             return
-        host, _, p = upstream.partition(":")
-        conn = http.client.HTTPConnection(host, int(p), timeout=30)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-        conn.request(self.command, self.path, body=body, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
+        status, upstream_headers, data = httpkit.forward(self, upstream, body)
         extra = []
         m = MANIFEST.match(url.path)
-        if m and self.command == "PUT" and response.status == 201 and body:
+        if m and self.command == "PUT" and status == 201 and body:
             try:
                 manifest = json.loads(body)
             except ValueError:
@@ -83,17 +71,8 @@ class Handler(BaseHTTPRequestHandler):
                     if descriptor not in listed:
                         listed.append(descriptor)
                 extra.append(("OCI-Subject", subject["digest"]))
-        sys.stderr.write(f"{response.status} {self.command} {self.path}\n")
-        self.send_response(response.status)
-        for k, v in response.getheaders():
-            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                self.send_header(k, v)
-        for k, v in extra:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        sys.stderr.write(f"{status} {self.command} {self.path}\n")
+        httpkit.send(self, status, data, upstream_headers + extra)
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = handle_any
 
