@@ -81,15 +81,15 @@ fn the_dockerfile_builds_a_small_non_root_image_that_scans() {
         "buildah push",
     );
 
-    let config: Value = serde_json::from_str(&ok(
-        &Command::new("skopeo")
-            .args(["inspect", "--config"])
+    let inspect = |what: &str| -> Value {
+        let output = Command::new("skopeo")
+            .args(["inspect", what])
             .arg(format!("oci-archive:{}", archive.display()))
             .output()
-            .unwrap(),
-        "skopeo inspect",
-    ))
-    .unwrap();
+            .unwrap();
+        serde_json::from_str(&ok(&output, &format!("skopeo inspect {what}"))).unwrap()
+    };
+    let config = inspect("--config");
     let c = &config["config"];
     assert_eq!(c["User"], "65532:65532");
     assert_eq!(c["Entrypoint"], serde_json::json!(["ocicert"]));
@@ -103,15 +103,7 @@ fn the_dockerfile_builds_a_small_non_root_image_that_scans() {
         labels["org.opencontainers.image.source"],
         "https://github.com/ocicert/ocicert"
     );
-    let raw: Value = serde_json::from_str(&ok(
-        &Command::new("skopeo")
-            .args(["inspect", "--raw"])
-            .arg(format!("oci-archive:{}", archive.display()))
-            .output()
-            .unwrap(),
-        "skopeo inspect --raw",
-    ))
-    .unwrap();
+    let raw = inspect("--raw");
     let compressed: u64 = raw["layers"]
         .as_array()
         .unwrap()
