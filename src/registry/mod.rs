@@ -20,6 +20,7 @@
 //! a short, sanitised excerpt (HTML tags and control characters removed).
 
 pub mod auth;
+pub mod name;
 pub mod push;
 pub mod referrers;
 pub mod signatures;
@@ -156,22 +157,13 @@ impl Target {
     /// Parses `[docker://]REGISTRY/REPO[:TAG][@DIGEST]` with Docker's normalisation.
     pub fn parse(text: &str) -> Result<Self, String> {
         let bare = text.strip_prefix("docker://").unwrap_or(text);
-        let reference: oci_client::Reference = bare
-            .parse()
-            .map_err(|e: oci_client::ParseError| e.to_string())?;
-        if reference
-            .repository()
-            .chars()
-            .any(|c| c.is_ascii_uppercase())
-        {
-            return Err("repository names must be lowercase".into());
-        }
+        let name = name::parse(bare)?;
         Ok(Self {
-            registry: reference.registry().to_string(),
-            api_host: reference.resolve_registry().to_string(),
-            repository: reference.repository().to_string(),
-            tag: reference.tag().map(str::to_string),
-            digest: reference.digest().map(str::to_string),
+            api_host: name.api_host().to_string(),
+            registry: name.registry,
+            repository: name.repository,
+            tag: name.tag,
+            digest: name.digest,
         })
     }
 
