@@ -4,8 +4,9 @@
 //! Written on reqwest rather than on oci-client's `Client` because scanning and copying need
 //! what that client does not offer: retries with backoff that honour `Retry-After`, a hard cap
 //! on manifest size while reading, Docker Hub rate-limit reporting, raw byte-exact manifest
-//! pushes with 202-on-mount fallback, and one token per scope. oci-client still provides the
-//! reference grammar and Docker normalisation (`nginx` → `docker.io/library/nginx:latest`).
+//! pushes with 202-on-mount fallback, and one token per scope. The reference grammar and Docker
+//! normalisation (`nginx` → `docker.io/library/nginx:latest`) are in `name`, tested against
+//! oci-client's parser.
 //! Credentials and tokens are never logged. Cross-host redirects (blob storage) drop the
 //! `Authorization` header: reqwest's redirect policy strips it when the host changes. A Bearer
 //! challenge's token realm gets the user's credentials only over HTTPS or on the registry's own
