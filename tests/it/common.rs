@@ -250,6 +250,12 @@ pub fn ocicert_in(dir: &Path, args: &[&str]) -> Run {
 /// The `ocicert` command the runners start, in `dir`, with the test environment.
 fn command_in(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ocicert"));
+    configure(&mut command, dir, args);
+    command
+}
+
+/// Adds `args` and the test environment (stub dir, no cache) to a command running ocicert.
+fn configure(command: &mut Command, dir: &Path, args: &[&str]) {
     command
         .args(args)
         .current_dir(dir)
@@ -265,14 +271,13 @@ fn command_in(dir: &Path, args: &[&str]) -> Command {
         // Keep tests away from the user's cache; cache tests name their own directory.
         command.env("OCICERT_NO_CACHE", "1");
     }
-    command
 }
 
 /// One `ocicert` run with its wall time and peak resident memory.
 pub struct Measured {
     pub run: Run,
     pub wall: std::time::Duration,
-    /// The largest `VmHWM` seen in `/proc/<pid>/status`, in MiB.
+    /// Peak resident set size (GNU time's `%M`), in MiB, rounded up.
     pub peak_mib: u64,
 }
 
@@ -302,22 +307,31 @@ impl Measured {
     }
 }
 
-/// Runs `ocicert` like `ocicert` does, with extra environment, sampling its peak RSS (`VmHWM`,
-/// a high-water mark, so a sample after the peak still sees it) every few milliseconds. A run
-/// still going after `deadline` is killed, so a hang fails the test instead of the suite.
+/// Runs `ocicert` under GNU time (`%M`: the peak resident set size the kernel accounted to it,
+/// however short the run), with extra environment. A run still going after `deadline` is killed
+/// with its process group, so a hang fails the test instead of the suite.
 pub fn ocicert_measured(
     args: &[&str],
     env: &[(&str, &str)],
     deadline: std::time::Duration,
 ) -> Measured {
     use std::io::Read as _;
+    use std::os::unix::process::CommandExt as _;
     use std::process::Stdio;
-    let mut command = command_in(Path::new(env!("CARGO_MANIFEST_DIR")), args);
+    require("/usr/bin/time", "time");
+    let rss = tempfile::NamedTempFile::new().expect("temp file");
+    let mut command = Command::new("/usr/bin/time");
+    command
+        .args(["-f", "%M", "-o"])
+        .arg(rss.path())
+        .arg(env!("CARGO_BIN_EXE_ocicert"));
+    configure(&mut command, Path::new(env!("CARGO_MANIFEST_DIR")), args);
     command
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
     let started = std::time::Instant::now();
     let mut child = command.spawn().expect("run ocicert");
     let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
@@ -331,21 +345,15 @@ pub fn ocicert_measured(
     };
     let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
     let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0u64;
     let status = loop {
-        if let Ok(status) = fs_err::read_to_string(&status_file) {
-            let hwm = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-            peak_kib = peak_kib.max(hwm.unwrap_or(0));
-        }
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
         if started.elapsed() > deadline {
-            let _ = child.kill();
+            // time and ocicert share the process group the child leads.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
             let _ = child.wait();
             panic!(
                 "ocicert {args:?} still running after {deadline:?}: killed; stderr: {}",
@@ -355,6 +363,12 @@ pub fn ocicert_measured(
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
     let wall = started.elapsed();
+    let peak_kib = fs_err::read_to_string(rss.path())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim().parse::<u64>().ok())
+        .next_back()
+        .unwrap_or(0);
     Measured {
         run: Run {
             code: status.code().unwrap_or(-1),
@@ -362,7 +376,7 @@ pub fn ocicert_measured(
             stderr: stderr.join().unwrap_or_default(),
         },
         wall,
-        peak_mib: peak_kib / 1024,
+        peak_mib: peak_kib.div_ceil(1024),
     }
 }
 
