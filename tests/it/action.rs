@@ -513,6 +513,20 @@ fn action_yml_and_the_readme_workflows_validate() {
     .unwrap();
     assert!(!actionlint(&broken).status.success());
 
+    // The scripts themselves pass shellcheck.
+    require("shellcheck", "shellcheck");
+    let checked = Command::new("shellcheck")
+        .args(["-S", "warning"])
+        .arg(root().join("action/install.sh"))
+        .arg(root().join("action/entrypoint.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+
     // Every input reaches a script: mapped in action.yml and read by install.sh or entrypoint.sh.
     let scripts = fs_err::read_to_string(root().join("action/entrypoint.sh")).unwrap()
         + &fs_err::read_to_string(root().join("action/install.sh")).unwrap();
