@@ -95,6 +95,7 @@ pub fn run(
         threads: args.threads,
         cache: cache(&args.cache),
     };
+    let mut top_digest = None;
     let images = match Reference::parse(&args.image)? {
         Reference::Dir { path } => vec![
             scan::scan_directory(&path, &settings)
@@ -109,6 +110,7 @@ pub fn run(
                 &args.registry.verify_keys,
                 runtime,
             )?;
+            top_digest = opened.top.as_ref().map(|(_, _, digest)| digest.clone());
             scan_with_progress(
                 opened.store.as_ref(),
                 &opened.images,
@@ -126,7 +128,7 @@ pub fn run(
     if let Some(baseline) = &baseline {
         baseline.mark(&mut images);
     }
-    let report = Report::new(&args.image, now, images);
+    let report = Report::new(&args.image, now, images).with_digest(top_digest);
     let options = report::Options { dockerfile };
     for target in &args.outputs {
         write_output(&report, target, &options)?;

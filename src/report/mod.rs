@@ -26,6 +26,10 @@ pub struct Report {
     pub tool: Tool,
     /// The reference as the user gave it.
     pub reference: String,
+    /// The digest of the manifest or index the reference named (registry sources), the one to
+    /// pin a deployment to; a multi-platform image's index digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// The instant certificates were judged against (RFC 3339).
     pub now: String,
     /// One entry per scanned platform.
@@ -92,6 +96,13 @@ pub struct Summary {
 }
 
 impl Report {
+    /// Records the digest of the manifest or index the reference named.
+    #[must_use]
+    pub fn with_digest(mut self, digest: Option<String>) -> Self {
+        self.digest = digest;
+        self
+    }
+
     /// Assembles a report and computes its summary.
     pub fn new(reference: &str, now: i64, images: Vec<ImageReport>) -> Self {
         let mut findings: BTreeMap<Severity, usize> =
@@ -128,6 +139,7 @@ impl Report {
                 version: env!("CARGO_PKG_VERSION").into(),
             },
             reference: reference.to_string(),
+            digest: None,
             now: crate::x509::rfc3339(now),
             images,
             summary,

@@ -91,6 +91,16 @@ fn plain_registry_scans_by_tag_digest_and_platform() {
         places(&all, 1),
         ["private-key /arm/server.key", "private-key /etc/base.key"]
     );
+    // The report names the index the tag resolves to: the digest to pin a deployment to.
+    let raw = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{by_tag}"))
+        .output()
+        .unwrap();
+    assert!(raw.status.success());
+    let index_digest = crate::common::digest(&raw.stdout);
+    assert_eq!(all["digest"], index_digest.as_str());
+    assert_ne!(all["images"][0]["manifest_digest"], index_digest.as_str());
 
     let digest = registry.skopeo_inspect("team/app:v1")["Digest"]
         .as_str()
