@@ -422,3 +422,22 @@ pub fn require(program: &str, package: &str) {
         "`{program}` is missing: install the Debian package `{package}` (scripts/test does this)"
     );
 }
+
+/// A run that failed cleanly: exit 2, nothing on stdout (no partial report), no panic, and
+/// every needle in the error message.
+pub fn assert_clean_error(run: &Run, needles: &[&str]) {
+    assert_eq!(
+        run.code, 2,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    assert!(run.stdout.is_empty(), "no partial report: {}", run.stdout);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    for needle in needles {
+        assert!(
+            run.stderr.contains(needle),
+            "stderr lacks `{needle}`: {}",
+            run.stderr
+        );
+    }
+}

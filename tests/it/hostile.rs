@@ -26,23 +26,6 @@ fn one_layer(dir: &std::path::Path, blob: Blob) -> (Layout, String, String) {
     (layout, format!("oci:{}:t", dir.display()), layer_digest)
 }
 
-fn assert_clean_error(run: &Run, needles: &[&str]) {
-    assert_eq!(
-        run.code, 2,
-        "stdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
-    assert!(run.stdout.is_empty(), "no partial report on stdout");
-    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-    for needle in needles {
-        assert!(
-            run.stderr.contains(needle),
-            "stderr lacks `{needle}`: {}",
-            run.stderr
-        );
-    }
-}
-
 #[test]
 fn a_tampered_layer_fails_with_a_digest_error_and_no_findings() {
     let dir = tempfile::tempdir().unwrap();

@@ -69,23 +69,6 @@ fn scan_mode(
     ocicert_measured(&args, env, Duration::from_secs(180))
 }
 
-/// Exit 2, nothing on stdout, and every needle in stderr.
-fn assert_error(run: &Run, needles: &[&str]) {
-    assert_eq!(
-        run.code, 2,
-        "stdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
-    assert!(run.stdout.is_empty(), "no partial report: {}", run.stdout);
-    for needle in needles {
-        assert!(
-            run.stderr.contains(needle),
-            "stderr lacks `{needle}`: {}",
-            run.stderr
-        );
-    }
-}
-
 #[test]
 fn the_faithful_mode_scans_so_every_failure_below_is_the_misbehaviour() {
     let (_dir, registry, _) = start();
@@ -106,7 +89,7 @@ fn a_manifest_over_the_cap_is_refused_without_being_read_whole() {
     for mode in ["huge", "endless"] {
         let measured = scan_mode(&registry, mode, &[], &[]);
         measured.assert_bounded(60, 200);
-        assert_error(
+        assert_clean_error(
             &measured.run,
             &[
                 &format!("manifest `{mode}/app:v1`"),
@@ -143,7 +126,7 @@ fn a_layer_that_does_not_match_its_digest_fails_naming_it() {
     let (_dir, registry, layer) = start();
     let measured = scan_mode(&registry, "baddigest", &[], &[]);
     measured.assert_bounded(60, 300);
-    assert_error(
+    assert_clean_error(
         &measured.run,
         &[&layer, "does not match its digest", "baddigest/app:v1"],
     );
@@ -169,7 +152,7 @@ fn answers_that_stall_or_trickle_hit_the_timeout() {
     ] {
         let measured = scan_mode(&registry, mode, &["--timeout", "1"], &[]);
         measured.assert_bounded(20, 300);
-        assert_error(
+        assert_clean_error(
             &measured.run,
             &[&registry.host(), &what, "within the 1 s timeout"],
         );
@@ -183,7 +166,7 @@ fn answers_that_stall_or_trickle_hit_the_timeout() {
     // also comes from the environment.
     let measured = scan_mode(&registry, "silent", &[], &[("OCICERT_HTTP_TIMEOUT", "1")]);
     measured.assert_bounded(45, 300);
-    assert_error(
+    assert_clean_error(
         &measured.run,
         &[
             &registry.host(),
@@ -214,7 +197,7 @@ fn a_token_realm_on_a_third_host_gets_no_credentials() {
     // A plain-HTTP realm on another host name: refused before any request leaves.
     let refused = scan_mode(&registry, "realmother", &["--creds", &creds], &[]);
     refused.assert_bounded(60, 300);
-    assert_error(
+    assert_clean_error(
         &refused.run,
         &[
             &format!("http://localhost:{}/token", registry.third_port),
@@ -272,7 +255,7 @@ fn html_where_json_belongs_gives_the_status_and_a_short_clean_excerpt() {
         let mut all = vec![registry.host(), format!("{mode}/app:v1")];
         all.extend(needles.iter().map(|n| n.to_string()));
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        assert_error(&measured.run, &all);
+        assert_clean_error(&measured.run, &all);
         let stderr = &measured.run.stderr;
         for bad in ["<", "\u{1b}", "color: red", "JSON", "expected value"] {
             assert!(!stderr.contains(bad), "{mode}: `{bad}` in {stderr}");
