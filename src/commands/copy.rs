@@ -9,7 +9,7 @@ use super::Status;
 use super::source::{self, Opened};
 use crate::cli::CopyArgs;
 use crate::image::{
-    self, BlobStore, Image, Selection, digest::VerifyingReader, manifest, platform::Platform,
+    self, BlobStore, Image, digest::VerifyingReader, manifest, platform::Platform,
     reference::Reference,
 };
 use crate::registry::{self, Target, push::ByteStream};
@@ -34,17 +34,7 @@ pub fn run(
     runtime: &tokio::runtime::Runtime,
     out: &mut dyn Write,
 ) -> anyhow::Result<Status> {
-    let platform =
-        match &args.platform {
-            Some(text) => Some(Platform::parse(text).ok_or_else(|| {
-                anyhow!("`--platform {text}` is not of the form os/arch[/variant]")
-            })?),
-            None => None,
-        };
-    let selection = Selection {
-        all_platforms: platform.is_none(),
-        platform,
-    };
+    let selection = source::one_or_every_platform(args.platform.as_deref())?;
     let options = source::registry_options(&args.registry, args.src_creds.as_deref())?;
     let opened = source::open(
         &args.source,

@@ -5,9 +5,7 @@ use super::Status;
 use super::copy::{self, ManifestOut};
 use super::source::{self, Opened};
 use crate::cli::InjectArgs;
-use crate::image::{
-    self, BlobStore, Image, Layer, MemoryStore, Selection, platform::Platform, reference::Reference,
-};
+use crate::image::{self, BlobStore, Image, Layer, MemoryStore, reference::Reference};
 use crate::inject::build::{self, Base};
 use crate::inject::fsview::View;
 use crate::inject::plan::{self, Ca};
@@ -323,17 +321,7 @@ pub fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<Status> {
     let cas = load_cas(&args.cas, args.allow_non_ca)?;
-    let platform =
-        match &args.platform {
-            Some(text) => Some(Platform::parse(text).ok_or_else(|| {
-                anyhow!("`--platform {text}` is not of the form os/arch[/variant]")
-            })?),
-            None => None,
-        };
-    let selection = Selection {
-        all_platforms: platform.is_none(),
-        platform,
-    };
+    let selection = source::one_or_every_platform(args.platform.as_deref())?;
     let options = source::registry_options(&args.registry, args.src_creds.as_deref())?;
     let opened = source::open(
         &args.image,

@@ -18,6 +18,21 @@ pub struct Opened {
     pub remote: Option<(Arc<registry::Client>, Target)>,
 }
 
+/// `--platform` for commands that rewrite or copy images: one platform when given, else every
+/// platform (the index is kept whole).
+pub fn one_or_every_platform(platform: Option<&str>) -> anyhow::Result<Selection> {
+    let platform = match platform {
+        Some(text) => Some(image::platform::Platform::parse(text).ok_or_else(|| {
+            anyhow::anyhow!("`--platform {text}` is not of the form os/arch[/variant]")
+        })?),
+        None => None,
+    };
+    Ok(Selection {
+        all_platforms: platform.is_none(),
+        platform,
+    })
+}
+
 /// Registry options from the command line and the environment.
 pub fn registry_options(
     args: &RegistryArgs,
