@@ -7,7 +7,7 @@ use crate::support::{FlakyProxy, Registry, Setup};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A test PKI in its own temporary directory (see `support::Pki`).
@@ -118,6 +118,19 @@ fn inject(source: &str, ca: &str, to: &str, extra: &[&str]) -> Run {
     ocicert(&args)
 }
 
+/// Injects `pki`'s CA into the layout `<dir>/src:base`, writing `<dir>/out:<tag>`; returns the
+/// run and the output layout.
+fn inject_base(dir: &Path, pki: &Pki, tag: &str) -> (Run, PathBuf) {
+    let out = dir.join("out");
+    let run = inject(
+        &format!("oci:{}:base", dir.join("src").display()),
+        &pki.path("ca.pem"),
+        &format!("oci:{}:{tag}", out.display()),
+        &[],
+    );
+    (run, out)
+}
+
 /// Unpacks an OCI layout image into a runtime bundle with umoci (an independent reader).
 fn umoci_unpack(image: &str, bundle: &Path) {
     let unpack = Command::new("umoci")
@@ -163,13 +176,7 @@ fn alpine_layout_gets_bundle_anchor_and_hash_link_once() {
     );
     layout.tag(descriptor, "base").write();
     let pki = Pki::new();
-    let out = dir.path().join("out");
-    let run = inject(
-        &format!("oci:{}:base", dir.path().join("src").display()),
-        &pki.path("ca.pem"),
-        &format!("oci:{}:v1", out.display()),
-        &[],
-    );
+    let (run, out) = inject_base(dir.path(), &pki, "v1");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("Alpine"), "{}", run.stderr);
     let files = top_layer(&out, "v1");
@@ -262,14 +269,8 @@ fn rhel_layout_with_java_and_certifi_stores() {
     let descriptor = layout.image(&[base], json!({}), ("linux", "amd64"));
     layout.tag(descriptor, "base").write();
     let pki = Pki::new();
-    let out = dir.path().join("out");
+    let (run, out) = inject_base(dir.path(), &pki, "v1");
     let source = format!("oci:{}:base", dir.path().join("src").display());
-    let run = inject(
-        &source,
-        &pki.path("ca.pem"),
-        &format!("oci:{}:v1", out.display()),
-        &[],
-    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let files = top_layer(&out, "v1");
     assert_eq!(
@@ -342,14 +343,8 @@ fn scratch_gets_a_bundle_and_ssl_cert_file_and_user_env_is_kept() {
     );
     layout.tag(descriptor, "base").write();
     let pki = Pki::new();
-    let out = dir.path().join("out");
+    let (run, out) = inject_base(dir.path(), &pki, "v1");
     let source = format!("oci:{}:base", dir.path().join("src").display());
-    let run = inject(
-        &source,
-        &pki.path("ca.pem"),
-        &format!("oci:{}:v1", out.display()),
-        &[],
-    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr
