@@ -14,7 +14,7 @@ use crate::image::{
 };
 use crate::registry::{self, Target, push::ByteStream};
 use anyhow::{Context as _, anyhow, bail};
-use futures_util::{StreamExt as _, TryStreamExt as _};
+use futures_util::StreamExt as _;
 use serde_json::json;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -190,9 +190,8 @@ async fn blob_stream(opened: &Opened, digest: &str) -> anyhow::Result<ByteStream
         return Ok(Box::pin(futures_util::stream::iter([chunk])));
     }
     if let Some((client, target)) = &opened.remote {
-        let response = client.blob(&target.repository, digest).await?;
         return Ok(Box::pin(
-            response.bytes_stream().map_err(std::io::Error::other),
+            client.blob_stream(&target.repository, digest).await?,
         ));
     }
     let store = opened.store.clone();

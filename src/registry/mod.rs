@@ -15,12 +15,14 @@
 //! the anonymous token request goes wherever the realm says: there is nothing to leak.
 //!
 //! Hostile or broken registries stay bounded: connecting, waiting for response headers and each
-//! read of a body are limited by `Options::read_timeout` (`--timeout`), and small documents
+//! read of a body are limited by `Options::read_timeout` (`--timeout`); a blob must move at least
+//! 1 KiB per such window (`body`); and small documents
 //! (manifests, tokens, error bodies) must arrive whole within it too, so a registry trickling one
 //! byte at a time cannot hold a scan for ever. Error bodies are read only in part and reduced to
 //! a short, sanitised excerpt (HTML tags and control characters removed).
 
 pub mod auth;
+pub mod body;
 pub mod name;
 pub mod push;
 pub mod referrers;
@@ -103,6 +105,15 @@ pub enum Error {
     Timeout {
         registry: String,
         what: String,
+        seconds: u64,
+    },
+    #[error(
+        "registry `{registry}` sent only {bytes} bytes of {what} within the {seconds} s timeout; at least 1 KiB must arrive per timeout window (a stalled or trickling registry; raise --timeout for a slow link)"
+    )]
+    Stalled {
+        registry: String,
+        what: String,
+        bytes: u64,
         seconds: u64,
     },
     #[error(
@@ -773,6 +784,25 @@ impl Client {
                 .await);
         }
         Ok(response)
+    }
+
+    /// Streams blob `digest` of `repository`; a registry that stalls or trickles below
+    /// `body::MIN_BYTES_PER_WINDOW` per `--timeout` window ends it with `Error::Stalled`.
+    pub async fn blob_stream(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<
+        impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+        Error,
+    > {
+        let response = self.blob(repository, digest).await?;
+        Ok(body::guarded(
+            response,
+            self.options.read_timeout,
+            &self.host,
+            format!("blob `{digest}`"),
+        ))
     }
 }
 

@@ -7,7 +7,6 @@
 
 use super::{Client, Target};
 use crate::image::{self, BlobStore};
-use futures_util::TryStreamExt as _;
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -41,24 +40,15 @@ impl Store {
 
 impl BlobStore for Store {
     fn open(&self, digest: &str) -> Result<Box<dyn Read + Send + '_>, image::Error> {
-        let response = self
+        // A registry that stops sending or trickles mid-layer is cut off with an error naming it.
+        let stream = self
             .handle
-            .block_on(self.client.blob(&self.repository, digest))
+            .block_on(self.client.blob_stream(&self.repository, digest))
             .map_err(|e| image::Error::Blob {
                 digest: digest.to_string(),
                 source: std::io::Error::other(e),
             })?;
-        // A registry that stops sending mid-layer hits the read timeout: say so, naming it.
-        let client = self.client.clone();
-        let what = format!("blob `{digest}`");
-        let stream = response.bytes_stream().map_err(move |e| {
-            if e.is_timeout() {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, client.timeout(&what))
-            } else {
-                std::io::Error::other(e)
-            }
-        });
-        let reader = tokio_util::io::StreamReader::new(stream);
+        let reader = tokio_util::io::StreamReader::new(Box::pin(stream));
         Ok(Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
             reader,
             self.handle.clone(),

@@ -122,6 +122,8 @@ pub struct Config {
     pub hooks: Hooks,
     pub registries: Vec<AllowedRegistry>,
     pub notify: Option<Notify>,
+    /// `[read]`: the token the API, the web pages and `/metrics` want (`None`: open).
+    pub read_token: Option<Secret>,
 }
 
 /// The registry name a notification or webhook used, normalised for allowlist checks.
@@ -184,6 +186,14 @@ struct RawConfig {
     #[serde(default, rename = "registry")]
     registries: Vec<RawRegistry>,
     notify: Option<RawNotify>,
+    read: Option<RawRead>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRead {
+    secret: Option<String>,
+    secret_env: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -354,6 +364,10 @@ pub fn parse(
         }
     });
 
+    let read_token = raw
+        .read
+        .and_then(|read| secret(&mut problems, env, "[read]", read.secret, read.secret_env));
+
     let mut registries = Vec::new();
     for (index, entry) in raw.registries.into_iter().enumerate() {
         let what = format!("[[registry]] #{} (`{}`)", index + 1, entry.host);
@@ -437,6 +451,7 @@ pub fn parse(
         hooks,
         registries,
         notify,
+        read_token,
     })
 }
 
@@ -484,6 +499,10 @@ mod tests {
                 .matches(b"s3cret")
         );
         assert!(config.hooks.github.is_none());
+        assert!(
+            config.read_token.is_none(),
+            "without [read] the results are open"
+        );
         assert!(config.allowed("registry.local:5000", "team/app").is_some());
         assert!(config.allowed("registry.local:5000", "team/a/b").is_none());
         assert!(config.allowed("registry.local:5000", "base/x/y").is_some());
@@ -510,6 +529,8 @@ mod tests {
             [notify]
             url = "ftp://x"
             threshold = "huge"
+            [read]
+            secret_env = "NO_READ_TOKEN"
             "#,
             &env,
         )
@@ -521,6 +542,7 @@ mod tests {
             "no `[[registry]]`",
             "not an http(s) URL",
             "`threshold = \"huge\"`",
+            "[read]: the environment variable `NO_READ_TOKEN` is not set",
         ] {
             assert!(error.contains(expected), "{expected} in {error}");
         }

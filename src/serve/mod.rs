@@ -11,6 +11,7 @@
 //! How an image is scanned is given by the
 //! caller (`Scanner`), so this module holds no scan policy and no `anyhow`.
 
+pub mod access;
 pub mod config;
 pub mod hooks;
 pub mod metrics;
@@ -147,21 +148,28 @@ pub fn now_ms() -> i64 {
 
 /// The router: webhooks, the JSON API, metrics, health and the web pages.
 pub fn app(state: Arc<App>) -> Router {
-    Router::new()
-        .route("/hooks/distribution", post(distribution_hook))
-        .route("/hooks/dockerhub/{secret}", post(dockerhub_hook))
-        .route("/hooks/github", post(github_hook))
+    // What the service found: behind the read token when `[read]` configures one.
+    let read = Router::new()
         .route("/api/images", get(api_images))
         .route("/api/images/{digest}", get(api_image))
         .route("/api/findings", get(api_findings))
         .route("/api/certificates", get(api_certificates))
         .route("/api/jobs", get(api_jobs))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
         .route("/", get(web::index))
         .route("/images/{digest}", get(web::image))
         .route("/certificates", get(web::certificates))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::require_read_token,
+        ));
+    Router::new()
+        .route("/hooks/distribution", post(distribution_hook))
+        .route("/hooks/dockerhub/{secret}", post(dockerhub_hook))
+        .route("/hooks/github", post(github_hook))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .merge(read)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .with_state(state)

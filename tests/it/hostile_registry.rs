@@ -144,11 +144,13 @@ fn answers_that_stall_or_trickle_hit_the_timeout() {
         help.stdout
     );
     // Headers then silence; one byte every 0.3 s (never idle for a whole second, so only a
-    // deadline for the whole manifest ends it); half a layer then silence.
+    // deadline for the whole manifest ends it); half a layer then silence; a layer one byte
+    // every 0.3 s (only the floor of 1 KiB per timeout window ends it).
     for (mode, what) in [
         ("stall", "manifest `stall/app:v1`".to_string()),
         ("trickle", "manifest `trickle/app:v1`".to_string()),
         ("stallblob", format!("blob `{layer}`")),
+        ("trickleblob", format!("blob `{layer}`")),
     ] {
         let measured = scan_mode(&registry, mode, &["--timeout", "1"], &[]);
         measured.assert_bounded(20, 300);

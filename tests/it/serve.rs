@@ -520,3 +520,82 @@ fn web_pages_render_search_and_open_details_in_chromium() {
         "{result}"
     );
 }
+
+#[test]
+fn with_a_read_token_results_are_shown_only_to_its_holders() {
+    let port = free_port();
+    let registry = Registry::start_notifying(
+        Setup::Plain,
+        &[format!("http://127.0.0.1:{port}/hooks/distribution")],
+        SECRET,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        &registry,
+        None,
+        "[read]\nsecret_env = \"OCICERT_READ_TOKEN\"",
+    );
+    let token = "read-token-7f3a";
+    let service = Service::start(
+        &config,
+        &dir.path().join("data"),
+        port,
+        &[],
+        &[("OCICERT_READ_TOKEN", token)],
+    );
+    // The registry's webhook still gets in (it has its own secret): the push is scanned.
+    registry.push(&image(&dir.path().join("img"), "read"), "team/read:v1");
+    let digest = digest_of(&registry, "team/read:v1");
+    let report_url = service.url(&format!("/api/images/{digest}"));
+    let bearer = format!("Authorization: Bearer {token}");
+    wait_until("the pushed image's report", 60, || {
+        http("GET", &report_url, &[&bearer], None).0 == 200
+    });
+    let (_, body) = http("GET", &report_url, &[&bearer], None);
+    assert!(body.contains("private-key"), "{body}");
+
+    // Without the token, or with a wrong one, nothing is read: API, pages and metrics.
+    for path in [
+        format!("/api/images/{digest}"),
+        "/api/images".to_string(),
+        "/api/findings".to_string(),
+        "/api/certificates".to_string(),
+        "/api/jobs".to_string(),
+        "/metrics".to_string(),
+        "/".to_string(),
+        format!("/images/{digest}"),
+        "/certificates".to_string(),
+    ] {
+        let url = service.url(&path);
+        for headers in [vec![], vec!["Authorization: Bearer wrong-token"]] {
+            let (status, body) = http("GET", &url, &headers, None);
+            assert_eq!(status, 401, "{path} {headers:?}: {body}");
+            assert!(!body.contains("team/read"), "{path} leaked: {body}");
+        }
+    }
+    // A browser gets the Basic challenge, then sends the token as the password.
+    let challenge = std::process::Command::new("curl")
+        .args(["-s", "-i", "--max-time", "10", &service.url("/")])
+        .output()
+        .expect("curl");
+    let challenge = String::from_utf8_lossy(&challenge.stdout).to_ascii_lowercase();
+    assert!(
+        challenge.contains("www-authenticate: basic realm=\"ocicert\""),
+        "{challenge}"
+    );
+    let basic = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "10", "-u", &format!("alice:{token}")])
+        .arg(service.url("/"))
+        .output()
+        .expect("curl");
+    assert!(
+        String::from_utf8_lossy(&basic.stdout).contains("team/read"),
+        "the index page with the Basic password lists the image"
+    );
+    let (status, metrics) = http("GET", &service.url("/metrics"), &[&bearer], None);
+    assert_eq!(status, 200, "{metrics}");
+    // Probes stay open.
+    assert_eq!(http("GET", &service.url("/healthz"), &[], None).0, 200);
+    assert_eq!(http("GET", &service.url("/readyz"), &[], None).0, 200);
+}

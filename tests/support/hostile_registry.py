@@ -15,6 +15,8 @@ plays every part (`/v2/<mode>/app/...`):
   stall         the manifest answer sends its headers and a few bytes, then nothing, for ever
   trickle       the manifest answer sends one byte every 0.3 s, for ever
   stallblob     the manifest is fine; the first layer stops half way and stays open
+  trickleblob   the manifest is fine; the first layer comes one byte every 0.3 s (never idle
+                for a whole second, so only a floor on throughput ends it)
   html500       the manifest answers 500 with a long HTML page (with an ANSI escape in it)
   html404       the manifest answers 404 with an HTML page
   htmlok        the manifest answers 200 with an HTML page (a captive portal)
@@ -175,6 +177,19 @@ class Registry(BaseHTTPRequestHandler):
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
             forever()
+        if digest == layer and mode == "trickleblob":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                for byte in data:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            except OSError:
+                pass
+            return
         self.send(200, data, [("Content-Type", "application/octet-stream")])
 
     def log_message(self, *args):
