@@ -13,6 +13,8 @@ pub mod cli;
 pub mod commands;
 pub mod detect;
 pub mod finding;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 pub mod inject;
 pub mod keys;

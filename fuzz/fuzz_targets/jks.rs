@@ -1,9 +1,5 @@
 //! JKS and JCEKS keystore listing.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use ocicert::detect::jks;
-
-fuzz_target!(|data: &[u8]| {
-    let _ = jks::detect(data);
-});
+// The body lives in the library (src/fuzzing.rs), where the test suite replays it.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ocicert::fuzzing::jks(data));

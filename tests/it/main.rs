@@ -5,6 +5,7 @@
 mod action;
 mod common;
 mod dockerfile;
+mod fuzz_regressions;
 mod help;
 mod hostile;
 mod hostile_registry;
