@@ -1,4 +1,3 @@
-// NOTE FOR THE SERVE ENGINEER: the full issue text is in ISSUE-8.md at the worktree root (it replaces the INSERT placeholder in your brief). Remove this line and that file before committing.
 //! Opening any image reference (registry or local) for a command: the one place that chooses
 //! the blob store and resolves platforms, shared by `scan` and `copy`.
 
