@@ -54,6 +54,15 @@ fn config(
     path
 }
 
+/// A plain registry that sends its push notifications to a service on `port`.
+fn notifying(port: u16) -> Registry {
+    Registry::start_notifying(
+        Setup::Plain,
+        &[format!("http://127.0.0.1:{port}/hooks/distribution")],
+        SECRET,
+    )
+}
+
 fn digest_of(registry: &Registry, repository: &str) -> String {
     registry.skopeo_inspect(repository)["Digest"]
         .as_str()
@@ -117,11 +126,7 @@ fn wait_until(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
 #[test]
 fn pushes_are_scanned_and_served() {
     let port = free_port();
-    let registry = Registry::start_notifying(
-        Setup::Plain,
-        &[format!("http://127.0.0.1:{port}/hooks/distribution")],
-        SECRET,
-    );
+    let registry = notifying(port);
     let sink = HookSink::start();
     let dir = tempfile::tempdir().unwrap();
     // Docker Hub and GitHub deliveries are pointed at the local registry (a mirror).
@@ -330,11 +335,7 @@ fn pushes_are_scanned_and_served() {
 #[test]
 fn kill_9_mid_scan_loses_nothing_and_scans_once() {
     let port = free_port();
-    let registry = Registry::start_notifying(
-        Setup::Plain,
-        &[format!("http://127.0.0.1:{port}/hooks/distribution")],
-        SECRET,
-    );
+    let registry = notifying(port);
     let sink = HookSink::start();
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &registry, Some(&sink), "");
@@ -461,11 +462,7 @@ fn web_pages_render_search_and_open_details_in_chromium() {
     require("chromium", "chromium");
     require("/usr/bin/python3", "python3");
     let port = free_port();
-    let registry = Registry::start_notifying(
-        Setup::Plain,
-        &[format!("http://127.0.0.1:{port}/hooks/distribution")],
-        SECRET,
-    );
+    let registry = notifying(port);
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &registry, None, "");
     let service = Service::start(&config, &dir.path().join("data"), port, &[], &[]);
@@ -524,11 +521,7 @@ fn web_pages_render_search_and_open_details_in_chromium() {
 #[test]
 fn with_a_read_token_results_are_shown_only_to_its_holders() {
     let port = free_port();
-    let registry = Registry::start_notifying(
-        Setup::Plain,
-        &[format!("http://127.0.0.1:{port}/hooks/distribution")],
-        SECRET,
-    );
+    let registry = notifying(port);
     let dir = tempfile::tempdir().unwrap();
     let config = config(
         dir.path(),
