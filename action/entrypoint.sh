@@ -144,7 +144,8 @@ if [ ! -s "$work/report.json" ]; then
 fi
 
 report="$work/report.json"
-# The digest the reference resolved to (a multi-platform image's index), else the manifest's.
+# The digest the reference resolved to (a multi-platform image's index); a docker-archive has
+# none, so its manifest's.
 [ -n "$digest" ] || digest=$(jq -r '.digest // .images[0].manifest_digest // ""' "$report")
 [ "$command" = scan ] && output digest "$digest"
 output findings-count "$(jq '[.summary.findings[]] | add // 0' "$report")"

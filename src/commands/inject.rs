@@ -361,6 +361,7 @@ pub fn run(
         }),
         images: injected.into_iter().map(|i| i.image).collect(),
         top: None,
+        digest: None,
         remote: opened.remote.clone(),
     };
     let manifests: Vec<ManifestOut> = copy::manifests(&result)?;

@@ -110,7 +110,7 @@ pub fn run(
                 &args.registry.verify_keys,
                 runtime,
             )?;
-            top_digest = opened.top.as_ref().map(|(_, _, digest)| digest.clone());
+            top_digest = opened.digest.clone();
             scan_with_progress(
                 opened.store.as_ref(),
                 &opened.images,

@@ -13,6 +13,10 @@ pub struct Opened {
     pub images: Vec<Image>,
     /// The registry manifest or index the reference named, as stored: (bytes, media type, digest).
     pub top: Option<(Vec<u8>, String, String)>,
+    /// The digest the reference resolved to, the one to pin: the registry's index or manifest,
+    /// or the `index.json` entry of an OCI layout. `None` for Docker archives (they hold no
+    /// manifest digest) and for layouts whose `index.json` lists the platforms itself.
+    pub digest: Option<String>,
     /// The registry client and target, for registry sources.
     pub remote: Option<(Arc<registry::Client>, Target)>,
 }
@@ -102,12 +106,14 @@ pub fn open(
         Reference::Dir { .. } => bail!("`{text}` is a directory, not an image"),
         Reference::OciDir { path, tag } | Reference::OciArchive { path, tag } => {
             let archive = text.starts_with("oci-archive:");
-            let (store, images) = image::layout::open(&path, tag.as_deref(), archive, selection)
-                .with_context(failed)?;
+            let (store, images, digest) =
+                image::layout::open(&path, tag.as_deref(), archive, selection)
+                    .with_context(failed)?;
             Ok(Opened {
                 store: Arc::from(store),
                 images,
                 top: None,
+                digest,
                 remote: None,
             })
         }
@@ -118,6 +124,7 @@ pub fn open(
                 store: Arc::from(store),
                 images,
                 top: None,
+                digest: None,
                 remote: None,
             })
         }
@@ -173,7 +180,8 @@ pub fn open_registry(
     Ok(Opened {
         store,
         images,
-        top: Some((bytes, descriptor.media_type, digest)),
+        top: Some((bytes, descriptor.media_type, digest.clone())),
+        digest: Some(digest),
         remote: Some((client, target)),
     })
 }

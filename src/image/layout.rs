@@ -126,13 +126,17 @@ struct IndexJson {
     manifests: Vec<Descriptor>,
 }
 
+/// A layout's blobs, its selected images, and the digest of the `index.json` entry the tag
+/// picked (`None` when `index.json` itself lists the platforms).
+pub type Opened = (Box<dyn BlobStore>, Vec<Image>, Option<String>);
+
 /// Opens an OCI layout (directory or archive) and resolves the selected images.
 pub fn open(
     path: &Path,
     tag: Option<&str>,
     archive: bool,
     selection: &Selection,
-) -> Result<(Box<dyn BlobStore>, Vec<Image>), Error> {
+) -> Result<Opened, Error> {
     let invalid = |reason: String| Error::Invalid {
         path: path.to_path_buf(),
         what: if archive { "OCI archive" } else { "OCI layout" },
@@ -172,6 +176,7 @@ pub fn open(
     let index: IndexJson =
         serde_json::from_slice(&index_bytes).map_err(|e| invalid(format!("index.json: {e}")))?;
     let top = pick(&index.manifests, tag)?;
+    let digest = top.as_ref().map(|descriptor| descriptor.digest.clone());
     let images = match top {
         Some(descriptor) => super::resolve(store.as_ref(), &descriptor, selection)?,
         // index.json lists platform manifests directly: treat it as the image index.
@@ -180,7 +185,7 @@ pub fn open(
             resolve_inline(store.as_ref(), &platforms, selection)?
         }
     };
-    Ok((store, images))
+    Ok((store, images, digest))
 }
 
 /// Picks the entry of `index.json` to use; `None` means "all entries form one image index".

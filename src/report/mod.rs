@@ -26,8 +26,8 @@ pub struct Report {
     pub tool: Tool,
     /// The reference as the user gave it.
     pub reference: String,
-    /// The digest of the manifest or index the reference named (registry sources), the one to
-    /// pin a deployment to; a multi-platform image's index digest.
+    /// The digest of the manifest or index the reference named (registry sources and OCI
+    /// layouts), the one to pin a deployment to; a multi-platform image's index digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     /// The instant certificates were judged against (RFC 3339).

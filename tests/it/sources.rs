@@ -3,7 +3,8 @@
 use crate::common::*;
 use serde_json::json;
 
-fn multi_platform(dir: &std::path::Path) -> String {
+/// Writes a two-platform layout tagged `multi`; returns its reference and the index digest.
+fn multi_platform(dir: &std::path::Path) -> (String, String) {
     let mut layout = Layout::new(dir);
     let shared = || gz_layer(&[Entry::File("etc/shared.key", fixture("keys/ec-sec1.pem"))]);
     let amd = layout.image(
@@ -23,16 +24,19 @@ fn multi_platform(dir: &std::path::Path) -> String {
     };
     let arm = layout.image(&[shared(), arm_only], json!({}), ("linux", "arm64"));
     let index = layout.index_of(&[amd, arm]);
+    let index_digest = index["digest"].as_str().unwrap().to_string();
     layout.tag(index, "multi").write();
-    format!("oci:{}:multi", dir.display())
+    (format!("oci:{}:multi", dir.display()), index_digest)
 }
 
 #[test]
 fn picks_one_platform_or_scans_all() {
     let dir = tempfile::tempdir().unwrap();
-    let reference = multi_platform(dir.path());
+    let (reference, index_digest) = multi_platform(dir.path());
     let arm = scan_json(&reference, &["--platform", "linux/arm64"]).json();
     assert_eq!(arm["images"].as_array().unwrap().len(), 1);
+    // The digest to pin is the index the tag names, whichever platform was scanned.
+    assert_eq!(arm["digest"], index_digest.as_str());
     assert_eq!(arm["images"][0]["platform"], "linux/arm64");
     let places: Vec<_> = findings(&arm).into_iter().map(|(_, p, _)| p).collect();
     assert!(
@@ -48,6 +52,7 @@ fn picks_one_platform_or_scans_all() {
         .map(|i| i["platform"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    assert_eq!(all["digest"], index_digest.as_str());
     for image in all["images"].as_array().unwrap() {
         assert_eq!(
             image["layers"][0]["files"], 1,
@@ -67,7 +72,7 @@ fn picks_one_platform_or_scans_all() {
 #[test]
 fn unknown_tag_lists_the_available_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let reference = multi_platform(dir.path());
+    let (reference, _) = multi_platform(dir.path());
     let run = scan_json(&reference.replace(":multi", ":nope"), &[]);
     assert_eq!(run.code, 2);
     assert!(
@@ -96,7 +101,7 @@ fn docker_and_oci_archives_written_by_skopeo_scan_the_same() {
         json!({}),
         ("linux", "amd64"),
     );
-    layout.tag(manifest, "v1").write();
+    layout.tag(manifest.clone(), "v1").write();
     let source = format!("oci:{}:v1", layout_dir.display());
     let expected = findings(&scan_json(&source, &[]).json());
     assert!(
@@ -131,9 +136,11 @@ fn docker_and_oci_archives_written_by_skopeo_scan_the_same() {
         )
         .json(),
     );
-    let from_oci = findings(&scan_json(&format!("oci-archive:{}", oci.display()), &[]).json());
+    let from_oci = scan_json(&format!("oci-archive:{}", oci.display()), &[]).json();
     assert_eq!(from_docker, expected);
-    assert_eq!(from_oci, expected);
+    assert_eq!(findings(&from_oci), expected);
+    // skopeo kept the manifest byte for byte: the archive's digest is the layout's.
+    assert_eq!(from_oci["digest"], manifest["digest"]);
 }
 
 #[test]
