@@ -517,6 +517,29 @@ mod tests {
         );
     }
 
+    /// The first ```toml block of `markdown` that follows `marker`.
+    fn toml_block<'a>(markdown: &'a str, marker: &str) -> &'a str {
+        let start = markdown.find(marker).expect("marker") + marker.len();
+        let block = &markdown[start..];
+        let block = &block[block.find("```toml\n").expect("a toml block") + 8..];
+        &block[..block.find("```").expect("closed")]
+    }
+
+    #[test]
+    fn the_configurations_in_the_docs_are_valid() {
+        let any = |name: &str| Some(format!("value-of-{name}"));
+        let readme = toml_block(
+            include_str!("../../README.md"),
+            "### 3. The webhook service",
+        );
+        let config = parse(Path::new("serve.toml"), readme, &any).unwrap();
+        assert!(config.read_token.is_some() && config.hooks.distribution.is_some());
+        let docs = toml_block(include_str!("../../docs/serve.md"), "## Configuration");
+        let config = parse(Path::new("serve.toml"), docs, &any).unwrap();
+        assert!(config.read_token.is_some() && config.notify.is_some());
+        assert!(config.allowed("ghcr.io", "exampleorg/app").is_some());
+    }
+
     #[test]
     fn reports_every_problem_without_secrets() {
         let error = parse(
