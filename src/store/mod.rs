@@ -409,6 +409,8 @@ pub enum Error {
     Encode(#[source] serde_json::Error),
     #[error("a database task stopped unexpectedly")]
     Task(#[from] tokio::task::JoinError),
+    #[error("the database writer stopped before confirming the job")]
+    Unconfirmed,
 }
 
 /// The store: one SQLite file or one PostgreSQL database.
