@@ -100,6 +100,7 @@ struct Batch {
     flushing: bool,
 }
 
+/// Locks `mutex`, also after a panic elsewhere held it (the data stays usable: see `run`).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -265,10 +266,7 @@ impl Sqlite {
         tokio::task::spawn_blocking(move || {
             // A panic while holding the lock leaves the connection usable: SQLite rolls back
             // an unfinished transaction when the `Transaction` is dropped.
-            let mut guard = connection
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            work(&mut guard)
+            work(&mut lock(&connection))
         })
         .await?
         .map_err(Error::from)
