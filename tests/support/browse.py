@@ -14,7 +14,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 browser = subprocess.Popen(["chromium", *FLAGS], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 try:
     port_file = os.path.join(profile, "DevToolsActivePort")
-    deadline = time.time() + 30
+    deadline = time.time() + 60
     while not (os.path.exists(port_file) and open(port_file).read().strip()):
         if time.time() > deadline or browser.poll() is not None:
             sys.exit("chromium did not open its DevTools port")
@@ -69,6 +69,9 @@ try:
 
     counter = [0]
 
+    class Navigated(Exception):
+        """The page navigated (or its JS context was replaced) while a call was in flight."""
+
     def call(method, **params):
         counter[0] += 1
         send({"id": counter[0], "method": method, "params": params})
@@ -76,6 +79,11 @@ try:
             reply = receive()
             if reply.get("id") == counter[0]:
                 if "error" in reply:
+                    message = reply["error"].get("message", "")
+                    # Chromium answers a call that races a navigation with these; they mean
+                    # "ask again on the new page", not a failure of the page under test.
+                    if "navigated or closed" in message or "Cannot find context" in message:
+                        raise Navigated(message)
                     sys.exit(f"{method}: {reply['error']}")
                 return reply.get("result", {})
 
@@ -83,11 +91,23 @@ try:
         result = call("Runtime.evaluate", expression=expression, returnByValue=True)
         return result.get("result", {}).get("value")
 
+    def act(expression):
+        """Runs an expression that starts a navigation: the reply may be lost to it."""
+        try:
+            evaluate(expression)
+        except Navigated:
+            pass
+
     def wait(condition):
-        deadline = time.time() + 20
-        while not evaluate(condition):
+        deadline = time.time() + 60
+        while True:
+            try:
+                if evaluate(condition):
+                    return
+            except Navigated:
+                pass
             if time.time() > deadline:
-                sys.exit(f"timed out waiting for {condition}; page: {evaluate('location.href')}")
+                sys.exit(f"timed out waiting for {condition}")
             time.sleep(0.1)
 
     seen = {}
@@ -97,12 +117,12 @@ try:
     seen["rows_before"] = evaluate("document.querySelectorAll('tr.image').length")
     seen["certificates_expired"] = evaluate("document.querySelectorAll('#certificates .expired').length")
     # Search through the form, as a person would.
-    evaluate("document.querySelector('#q').value = 'beta'; document.querySelector('form').submit(); true")
+    act("document.querySelector('#q').value = 'beta'; document.querySelector('form').submit(); true")
     wait("location.search.includes('q=beta') && document.readyState === 'complete' && !!document.querySelector('#images')")
     seen["rows_after_search"] = evaluate("document.querySelectorAll('tr.image').length")
     seen["search_text"] = evaluate("document.querySelector('#images').innerText")
     # Click the detail link.
-    evaluate("document.querySelector('a.detail').click(); true")
+    act("document.querySelector('a.detail').click(); true")
     wait("location.pathname.startsWith('/images/') && document.readyState === 'complete' && !!document.querySelector('#findings')")
     seen["detail_path"] = evaluate("decodeURIComponent(location.pathname)")
     seen["detail_title"] = evaluate("document.querySelector('h1').innerText")
