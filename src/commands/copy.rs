@@ -98,9 +98,9 @@ pub(crate) fn manifests(opened: &Opened) -> anyhow::Result<Vec<ManifestOut>> {
         });
     }
     if out.len() > 1 {
-        let index = match &opened.top {
+        let index = match (&opened.top, &opened.digest) {
             // The source's own index, unchanged, when every platform of it is copied.
-            Some((bytes, media_type, digest))
+            (Some((bytes, media_type)), Some(digest))
                 if index_children(bytes)
                     == out.iter().map(|m| m.digest.clone()).collect::<Vec<_>>() =>
             {

@@ -11,8 +11,9 @@ use std::sync::Arc;
 pub struct Opened {
     pub store: Arc<dyn BlobStore>,
     pub images: Vec<Image>,
-    /// The registry manifest or index the reference named, as stored: (bytes, media type, digest).
-    pub top: Option<(Vec<u8>, String, String)>,
+    /// The registry manifest or index the reference named, as stored: (bytes, media type). Its
+    /// digest is `digest`.
+    pub top: Option<(Vec<u8>, String)>,
     /// The digest the reference resolved to, the one to pin: the registry's index or manifest,
     /// or the `index.json` entry of an OCI layout. `None` for Docker archives (they hold no
     /// manifest digest) and for layouts whose `index.json` lists the platforms itself.
@@ -180,7 +181,7 @@ pub fn open_registry(
     Ok(Opened {
         store,
         images,
-        top: Some((bytes, descriptor.media_type, digest.clone())),
+        top: Some((bytes, descriptor.media_type)),
         digest: Some(digest),
         remote: Some((client, target)),
     })
