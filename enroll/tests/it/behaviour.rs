@@ -41,8 +41,16 @@ fn runs_as_non_root_and_explains_an_unwritable_dir() {
     std::fs::create_dir(&out).unwrap();
     std::os::unix::fs::chown(&out, Some(NOBODY), Some(NOBODY)).unwrap();
     let path = write_config(scratch.path(), &config(&mock, &out, "1h"));
+    // The build's binary may sit under a directory nobody cannot enter (a checkout in a
+    // `mktemp -d` directory is 0700), so the app's user runs it through a link in the scratch
+    // dir. A hard link, not a copy where it can be helped: a file this process just wrote can
+    // be "busy" for exec while another test thread forks.
+    let stub = scratch.path().join("ocicert-enroll");
+    if std::fs::hard_link(stub_binary(), &stub).is_err() {
+        std::fs::copy(stub_binary(), &stub).unwrap();
+    }
     let run_as_nobody = |path: &std::path::Path| {
-        Command::new(stub_binary())
+        Command::new(&stub)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("VAULT_TOKEN", "hvs.t")
