@@ -1,8 +1,8 @@
 //! Adding trusted certificates to Java `cacerts` stores: JKS/JCEKS (edited in place, keeping
 //! every existing entry byte for byte and recomputing the keyed SHA-1 integrity digest, so no
-//! JVM is needed) and PKCS#12 (through p12-keystore, with Java's trusted-certificate bag
-//! attribute). It refuses a store whose password does not verify rather than writing one
-//! `keytool` would reject.
+//! JVM is needed) and PKCS#12 (`java_p12`: new bags appended with the store's own protection, so
+//! a password-less JDK 18+ `cacerts` stays readable without a password). It refuses a store whose
+//! password does not verify rather than writing one `keytool` would reject.
 
 use sha1::{Digest, Sha1};
 
@@ -150,43 +150,6 @@ fn add_to_jks(
     Ok(Some(out))
 }
 
-fn add_to_pkcs12(
-    store: &[u8],
-    password: &str,
-    certs: &[Trusted<'_>],
-) -> Result<Option<Vec<u8>>, Error> {
-    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
-    let mut keystore = match KeyStore::from_pkcs12(store, password, Pkcs12ImportPolicy::Relaxed) {
-        Ok(keystore) => keystore,
-        Err(p12_keystore::error::Error::MacError(_)) => return Err(Error::WrongPassword),
-        Err(e) => return Err(format_error(e.to_string())),
-    };
-    let existing: Vec<Vec<u8>> = keystore
-        .entries()
-        .filter_map(|(_, entry)| match entry {
-            KeyStoreEntry::Certificate(cert) => Some(cert.as_der().to_vec()),
-            _ => None,
-        })
-        .collect();
-    let mut changed = false;
-    for cert in certs {
-        if existing.iter().any(|der| der == cert.der) || keystore.entry(&cert.alias).is_some() {
-            continue;
-        }
-        let parsed = Certificate::from_der(cert.der).map_err(|e| format_error(e.to_string()))?;
-        keystore.add_entry(&cert.alias, KeyStoreEntry::Certificate(parsed));
-        changed = true;
-    }
-    if !changed {
-        return Ok(None);
-    }
-    keystore
-        .writer(password)
-        .write()
-        .map(Some)
-        .map_err(|e| format_error(e.to_string()))
-}
-
 /// Adds trusted certificates to a Java store of any supported kind.
 pub fn add_trusted(
     store: &[u8],
@@ -197,7 +160,7 @@ pub fn add_trusted(
         Some([0xfe, 0xed, 0xfe, 0xed]) | Some([0xce, 0xce, 0xce, 0xce]) => {
             add_to_jks(store, password, certs)
         }
-        Some([0x30, ..]) => add_to_pkcs12(store, password, certs),
+        Some([0x30, ..]) => super::java_p12::add(store, password, certs),
         _ => Err(format_error("unknown magic bytes")),
     }
 }
@@ -287,15 +250,17 @@ mod tests {
             add_trusted(b"garbage!", "changeit", std::slice::from_ref(&cert)),
             Err(Error::Format { .. })
         ));
-        let p12 = add_trusted(
-            &fixture("certs/bundle.p12"),
-            "changeit",
-            std::slice::from_ref(&cert),
-        )
-        .unwrap()
-        .unwrap();
+        // The bundle already holds the leaf, so adding it again changes nothing.
         assert!(matches!(
-            add_trusted(&p12, "nope", &[cert]),
+            add_trusted(
+                &fixture("certs/bundle.p12"),
+                "changeit",
+                std::slice::from_ref(&cert)
+            ),
+            Ok(None)
+        ));
+        assert!(matches!(
+            add_trusted(&fixture("certs/bundle.p12"), "nope", &[cert]),
             Err(Error::WrongPassword)
         ));
     }

@@ -8,5 +8,6 @@ pub mod build;
 pub mod enroll;
 pub mod fsview;
 pub mod java;
+mod java_p12;
 pub mod plan;
 pub mod subject_hash;

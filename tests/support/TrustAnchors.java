@@ -1,0 +1,25 @@
+// Prints the trust anchors of the JVM's default trust manager, one subject a line, after a count
+// line. Run as `java [-Djavax.net.ssl.trustStore=FILE] TrustAnchors.java`: with no
+// javax.net.ssl.trustStorePassword the store is opened the way the JVM opens `cacerts` at run
+// time (no password), so encrypted certificate bags are skipped exactly as in production.
+import java.security.KeyStore;
+import javax.net.ssl.TrustManager;
+import javax.net.ssl.TrustManagerFactory;
+import javax.net.ssl.X509TrustManager;
+
+public class TrustAnchors {
+    public static void main(String[] args) throws Exception {
+        TrustManagerFactory factory =
+                TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        factory.init((KeyStore) null);
+        for (TrustManager manager : factory.getTrustManagers()) {
+            if (manager instanceof X509TrustManager x509) {
+                var issuers = x509.getAcceptedIssuers();
+                System.out.println("anchors " + issuers.length);
+                for (var issuer : issuers) {
+                    System.out.println(issuer.getSubjectX500Principal().getName());
+                }
+            }
+        }
+    }
+}
