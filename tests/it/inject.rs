@@ -510,43 +510,19 @@ fn bad_inputs_are_refused_with_clear_errors() {
     );
 }
 
-/// A real Debian root filesystem (debootstrap), injected, unpacked with umoci and used in a
-/// chroot: openssl and curl trust the CA with their default stores, also after
+/// A real Debian root filesystem (debootstrap, cached: `rootfs::debian_rootfs_tar`), injected,
+/// unpacked with umoci and used in a chroot: openssl and curl trust the CA with their default stores, also after
 /// update-ca-certificates. The push to a real registry uploads only the new blobs.
 #[test]
 fn debian_rootfs_trusts_the_ca_in_a_chroot_and_pushes_only_new_blobs() {
-    require("debootstrap", "debootstrap");
     require("umoci", "umoci");
     require("chroot", "coreutils");
+    let rootfs = crate::rootfs::debian_rootfs_tar(&["ca-certificates", "curl", "openssl"]);
     let dir = tempfile::tempdir().unwrap();
-    let rootfs = dir.path().join("rootfs");
-    let status = Command::new("debootstrap")
-        .args([
-            "--variant=minbase",
-            "--include=ca-certificates,curl,openssl",
-            "bookworm",
-        ])
-        .arg(&rootfs)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "debootstrap failed");
-    let layer_path = dir.path().join("rootfs.tar.gz");
-    assert!(
-        Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .args(["-czf"])
-            .arg(&layer_path)
-            .args(["--numeric-owner", "."])
-            .status()
-            .unwrap()
-            .success()
-    );
     let mut layout = Layout::new(&dir.path().join("src"));
     let blob = Blob {
-        bytes: fs_err::read(&layer_path).unwrap(),
-        media_type: "application/vnd.oci.image.layer.v1.tar+gzip",
+        bytes: fs_err::read(&rootfs).unwrap(),
+        media_type: "application/vnd.oci.image.layer.v1.tar",
     };
     let descriptor = layout.image(
         &[blob],
