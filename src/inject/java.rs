@@ -15,6 +15,20 @@ pub enum Error {
     Format { reason: String },
     #[error("the store holds JCEKS secret-key entries, which cannot be rewritten without a JVM")]
     SecretEntries,
+    /// The rewritten store, read back the way the JVM will read it, lost certificates: it is
+    /// never written.
+    #[error(
+        "read back {how}, as the JVM will read it, the rewritten store has {kept} of its {before} \
+         original certificates and {added} of {wanted} new ones; refusing to write a store that \
+         takes trust away"
+    )]
+    ReadBack {
+        how: &'static str,
+        before: usize,
+        kept: usize,
+        wanted: usize,
+        added: usize,
+    },
 }
 
 fn format_error(reason: impl Into<String>) -> Error {
@@ -72,20 +86,17 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Adds certificates to a JKS or JCEKS store; returns `None` when every certificate is already
-/// in it (nothing to change).
-fn add_to_jks(
-    store: &[u8],
-    password: &str,
-    certs: &[Trusted<'_>],
-) -> Result<Option<Vec<u8>>, Error> {
-    if store.len() < 32 {
-        return Err(format_error("too short"));
-    }
-    let (body, digest) = store.split_at(store.len() - 20);
-    if integrity(password, body) != digest {
-        return Err(Error::WrongPassword);
-    }
+/// The entries of a JKS or JCEKS body (the store without its 20-byte integrity digest).
+struct Jks<'a> {
+    version: u32,
+    count: u32,
+    entries_start: usize,
+    aliases: Vec<String>,
+    /// The DER of every trusted-certificate entry.
+    ders: Vec<&'a [u8]>,
+}
+
+fn parse_jks(body: &[u8]) -> Result<Jks<'_>, Error> {
     let mut reader = Reader { data: body, at: 4 };
     let version = reader.u32()?;
     let count = reader.u32()?;
@@ -120,6 +131,36 @@ fn add_to_jks(
     if reader.at != body.len() {
         return Err(format_error("trailing bytes after the entries"));
     }
+    Ok(Jks {
+        version,
+        count,
+        entries_start,
+        aliases,
+        ders,
+    })
+}
+
+/// Adds certificates to a JKS or JCEKS store; returns `None` when every certificate is already
+/// in it (nothing to change).
+fn add_to_jks(
+    store: &[u8],
+    password: &str,
+    certs: &[Trusted<'_>],
+) -> Result<Option<Vec<u8>>, Error> {
+    if store.len() < 32 {
+        return Err(format_error("too short"));
+    }
+    let (body, digest) = store.split_at(store.len() - 20);
+    if integrity(password, body) != digest {
+        return Err(Error::WrongPassword);
+    }
+    let Jks {
+        version,
+        count,
+        entries_start,
+        aliases,
+        ders,
+    } = parse_jks(body)?;
     let new: Vec<&Trusted<'_>> = certs
         .iter()
         .filter(|c| !ders.contains(&c.der) && !aliases.contains(&c.alias))
@@ -150,18 +191,106 @@ fn add_to_jks(
     Ok(Some(out))
 }
 
-/// Adds trusted certificates to a Java store of any supported kind.
+fn is_jks(store: &[u8]) -> bool {
+    matches!(
+        store.get(..4),
+        Some([0xfe, 0xed, 0xfe, 0xed] | [0xce, 0xce, 0xce, 0xce])
+    )
+}
+
+/// Adds trusted certificates to a Java store of any supported kind. The new store is read back
+/// (`check_read_back`) before it is returned: a store that would lose trust is an error.
 pub fn add_trusted(
     store: &[u8],
     password: &str,
     certs: &[Trusted<'_>],
 ) -> Result<Option<Vec<u8>>, Error> {
-    match store.get(..4) {
-        Some([0xfe, 0xed, 0xfe, 0xed]) | Some([0xce, 0xce, 0xce, 0xce]) => {
-            add_to_jks(store, password, certs)
+    let updated = if is_jks(store) {
+        add_to_jks(store, password, certs)?
+    } else if store.first() == Some(&0x30) {
+        super::java_p12::add(store, password, certs)?
+    } else {
+        return Err(format_error("unknown magic bytes"));
+    };
+    match updated {
+        Some(updated) => {
+            check_read_back(store, &updated, password, certs)?;
+            Ok(Some(updated))
         }
-        Some([0x30, ..]) => super::java_p12::add(store, password, certs),
-        _ => Err(format_error("unknown magic bytes")),
+        None => Ok(None),
+    }
+}
+
+/// The certificates a JVM reads from `store` as a trust store: with `password`, or, with none, as
+/// it opens `cacerts` at run time unless `javax.net.ssl.trustStorePassword` is set (a JKS without
+/// its integrity check, a PKCS#12 skipping every encrypted bag).
+fn readable(store: &[u8], password: Option<&str>) -> Result<Vec<Vec<u8>>, Error> {
+    if is_jks(store) {
+        if store.len() < 32 {
+            return Err(format_error("too short"));
+        }
+        let body = &store[..store.len() - 20];
+        if let Some(password) = password
+            && integrity(password, body) != store[store.len() - 20..]
+        {
+            return Err(Error::WrongPassword);
+        }
+        Ok(parse_jks(body)?
+            .ders
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect())
+    } else {
+        match password {
+            None => super::java_p12::plain_certificates(store),
+            Some(password) => super::java_p12::all_certificates(store, password),
+        }
+    }
+}
+
+/// Reads `updated` back the way the JVM will read it (with no password when the original gave
+/// the JVM its certificates without one, else with the store password) and fails unless every
+/// certificate the original gave is still there and every added one is readable too.
+pub(super) fn check_read_back(
+    original: &[u8],
+    updated: &[u8],
+    password: &str,
+    added: &[Trusted<'_>],
+) -> Result<(), Error> {
+    let without_password = readable(original, None)?;
+    let (how, before, after) = if without_password.is_empty() {
+        (
+            "with the store password",
+            readable(original, Some(password))?,
+            readable(updated, Some(password))?,
+        )
+    } else {
+        (
+            "without a password",
+            without_password,
+            readable(updated, None)?,
+        )
+    };
+    let kept = before.iter().filter(|der| after.contains(der)).count();
+    let new: Vec<&[u8]> = added
+        .iter()
+        .map(|c| c.der)
+        .filter(|der| !before.iter().any(|b| b == der))
+        .collect();
+    let readable_new = new
+        .iter()
+        .filter(|der| after.iter().any(|a| a == *der))
+        .count();
+    if kept == before.len() && readable_new == new.len() {
+        Ok(())
+    } else {
+        Err(Error::ReadBack {
+            how,
+            before: before.len(),
+            kept,
+            wanted: new.len(),
+            added: readable_new,
+        })
     }
 }
 

@@ -68,10 +68,7 @@ pub(super) fn add(
             pfx.auth_safe.content_type
         )));
     }
-    let safe_der = OctetString::from_der(&pfx.auth_safe.content.to_der().map_err(asn1("store"))?)
-        .map_err(asn1("authenticated safe"))?
-        .into_bytes();
-    let safes = pkcs12::AuthenticatedSafe::from_der(&safe_der).map_err(asn1("content list"))?;
+    let (safe_der, safes) = authenticated_safe(&pfx)?;
     let protection = protection(&safes)?;
 
     let archive = match p12_keystore::Pkcs12Archive::from_pkcs12(store, password) {
@@ -138,6 +135,60 @@ pub(super) fn add(
     out.to_der().map(Some).map_err(asn1("store"))
 }
 
+/// The certificates in the store's plain (unencrypted) SafeContents: all that the JVM reads when
+/// it opens the store without a password, skipping encrypted bags.
+pub(super) fn plain_certificates(store: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+    let pfx = Pfx::from_der(store).map_err(asn1("store"))?;
+    let (_, safes) = authenticated_safe(&pfx)?;
+    let mut out = Vec::new();
+    for info in safes.iter().filter(|info| info.content_type == DATA) {
+        for bag in plain_bags(info)?
+            .iter()
+            .filter(|bag| bag.bag_id == CERT_BAG)
+        {
+            // pkcs12 0.2.0-pre.0 decodes `bagValue` with its `[0] EXPLICIT` tag still on (and
+            // encodes it without), so the wrapper is taken off here.
+            let cert = pkcs5::der::asn1::ContextSpecific::<CertBag>::from_der(&bag.bag_value)
+                .map(|explicit| explicit.value)
+                .map_err(asn1("certificate bag"))?;
+            if cert.cert_id == X509_CERTIFICATE {
+                out.push(cert.cert_value.into_bytes().into_vec());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every certificate in the store, decrypting with `password` (the MAC, where there is one, is
+/// checked too).
+pub(super) fn all_certificates(store: &[u8], password: &str) -> Result<Vec<Vec<u8>>, Error> {
+    match p12_keystore::Pkcs12Archive::from_pkcs12(store, password) {
+        Ok(archive) => Ok(archive
+            .certs
+            .iter()
+            .map(|bag| bag.cert.as_der().to_vec())
+            .collect()),
+        Err(p12_keystore::error::Error::MacError(_)) => Err(Error::WrongPassword),
+        Err(e) => Err(unsupported(e.to_string())),
+    }
+}
+
+/// The authenticated safe's DER (the content the MAC covers) and its ContentInfos.
+fn authenticated_safe(pfx: &Pfx) -> Result<(Vec<u8>, Vec<ContentInfo>), Error> {
+    let safe_der = OctetString::from_der(&pfx.auth_safe.content.to_der().map_err(asn1("store"))?)
+        .map_err(asn1("authenticated safe"))?
+        .into_bytes();
+    let safes = pkcs12::AuthenticatedSafe::from_der(&safe_der).map_err(asn1("content list"))?;
+    Ok((safe_der.into_vec(), safes))
+}
+
+/// The bags of a plain (`data`) SafeContents.
+fn plain_bags(info: &ContentInfo) -> Result<Vec<SafeBag>, Error> {
+    let bytes = OctetString::from_der(&info.content.to_der().map_err(asn1("contents"))?)
+        .map_err(asn1("contents"))?;
+    Vec::<SafeBag>::from_der(bytes.as_bytes()).map_err(asn1("bags"))
+}
+
 fn any(value: &impl Encode) -> Result<Any, Error> {
     Any::from_der(&value.to_der().map_err(asn1("encoding"))?).map_err(asn1("encoding"))
 }
@@ -148,10 +199,7 @@ fn protection(safes: &[ContentInfo]) -> Result<Protection, Error> {
     let mut encrypted = None;
     for info in safes {
         if info.content_type == DATA {
-            let bytes = OctetString::from_der(&info.content.to_der().map_err(asn1("contents"))?)
-                .map_err(asn1("contents"))?;
-            let bags = Vec::<SafeBag>::from_der(bytes.as_bytes()).map_err(asn1("bags"))?;
-            if bags.iter().any(|bag| bag.bag_id == CERT_BAG) {
+            if plain_bags(info)?.iter().any(|bag| bag.bag_id == CERT_BAG) {
                 return Ok(Protection::Plain);
             }
         } else if info.content_type == ENCRYPTED_DATA && encrypted.is_none() {
@@ -372,6 +420,7 @@ fn mac(old: &MacData, password: &str, data: &[u8]) -> Result<MacData, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inject::java::{add_trusted, check_read_back};
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
@@ -449,11 +498,14 @@ mod tests {
             created_millis: 0,
         };
         let original = fs_err::read(store).unwrap();
-        let updated = add(&original, "changeit", std::slice::from_ref(&cert))
+        // Through the public entry, so the read-back check runs on every shape.
+        let updated = add_trusted(&original, "changeit", std::slice::from_ref(&cert))
             .unwrap()
             .expect("a new certificate changes the store");
         assert!(
-            add(&updated, "changeit", &[cert]).unwrap().is_none(),
+            add_trusted(&updated, "changeit", &[cert])
+                .unwrap()
+                .is_none(),
             "a second run changes nothing"
         );
         let out = dir.join("injected.p12");
@@ -482,6 +534,9 @@ mod tests {
         let after = jvm_anchors(&injected, None);
         assert_eq!(after.len(), 3, "{after:?}");
         assert!(before.iter().all(|s| after.contains(s)), "{after:?}");
+        // The read-back check's model of the JVM agrees with the JVM.
+        let injected_bytes = fs_err::read(&injected).unwrap();
+        assert_eq!(plain_certificates(&injected_bytes).unwrap().len(), 3);
         assert!(after.iter().any(|s| s.contains(LEAF)), "{after:?}");
         let pfx = Pfx::from_der(&fs_err::read(&injected).unwrap()).unwrap();
         assert!(pfx.mac_data.is_none(), "no MAC where there was none");
@@ -618,5 +673,60 @@ mod tests {
                 "{name}: {anchors:?}"
             );
         }
+    }
+
+    /// The read-back check catches the regression itself: the old rewrite of a password-less
+    /// store (p12-keystore's writer, which encrypts every bag) leaves the JVM none of its roots,
+    /// and is refused with the counts, before anything is written.
+    #[test]
+    fn the_read_back_check_refuses_a_rewrite_that_hides_the_roots_from_the_jvm() {
+        use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
+        let dir = tempfile::tempdir().unwrap();
+        let store = keytool_p12(
+            dir.path(),
+            &[
+                "-J-Dkeystore.pkcs12.certProtectionAlgorithm=NONE",
+                "-J-Dkeystore.pkcs12.macAlgorithm=NONE",
+            ],
+        );
+        let original = fs_err::read(&store).unwrap();
+        let der = leaf_der();
+        let mut keystore =
+            KeyStore::from_pkcs12(&original, "changeit", Pkcs12ImportPolicy::Relaxed).unwrap();
+        keystore.add_entry(
+            "ocicert-test",
+            KeyStoreEntry::Certificate(Certificate::from_der(&der).unwrap()),
+        );
+        let rewritten = keystore.writer("changeit").write().unwrap();
+        let cert = Trusted {
+            alias: "ocicert-test".into(),
+            der: &der,
+            created_millis: 0,
+        };
+        let error = check_read_back(&original, &rewritten, "changeit", &[cert]).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::ReadBack {
+                    how: "without a password",
+                    before: 2,
+                    kept: 0,
+                    wanted: 1,
+                    added: 0
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("0 of its 2 original certificates"),
+            "{error}"
+        );
+        // The same rewrite read with the password has everything: keytool would not notice.
+        let path = dir.path().join("rewritten.p12");
+        fs_err::write(&path, &rewritten).unwrap();
+        assert_eq!(jvm_anchors(&path, Some("changeit")).len(), 3);
+        assert_eq!(jvm_anchors(&path, None).len(), 0);
     }
 }
