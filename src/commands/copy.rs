@@ -36,16 +36,14 @@ pub fn run(
 ) -> anyhow::Result<Status> {
     let selection = source::one_or_every_platform(args.platform.as_deref())?;
     let options = source::registry_options(&args.registry, args.src_creds.as_deref())?;
-    let opened = source::open(
-        &args.source,
-        &selection,
-        options,
-        &args.registry.verify_keys,
-        runtime,
-    )?;
+    let reference = source::parse(&args.source)?;
+    let verifiers = super::keys::load_verifiers(&args.registry.verify_keys)?;
+    source::check_verifiable(&reference, &verifiers)?;
+    let opened = source::open(reference, &args.source, &selection, options, runtime)?;
+    source::verify(&opened, &verifiers, runtime)?;
     let manifests = manifests(&opened)?;
     let destination = Reference::parse(&args.destination)?;
-    let signer = super::sign::signer_for(&destination, &args.signing)?;
+    let signer = super::keys::signer_for(&destination, &args.signing)?;
     let digest = match destination {
         Reference::Registry { reference } => {
             let (target, client) =
@@ -60,7 +58,9 @@ pub fn run(
                 ))
                 .with_context(|| format!("failed to push to `{reference}`"))?;
             if let Some(signer) = &signer {
-                runtime.block_on(super::sign::sign_digest(&client, &target, &digest, signer))?;
+                runtime.block_on(crate::sign::remote::sign_digest(
+                    &client, &target, &digest, signer,
+                ))?;
             }
             digest
         }

@@ -323,13 +323,11 @@ pub fn run(
     let cas = load_cas(&args.cas, args.allow_non_ca)?;
     let selection = source::one_or_every_platform(args.platform.as_deref())?;
     let options = source::registry_options(&args.registry, args.src_creds.as_deref())?;
-    let opened = source::open(
-        &args.image,
-        &selection,
-        options,
-        &args.registry.verify_keys,
-        runtime,
-    )?;
+    let reference = source::parse(&args.image)?;
+    let verifiers = super::keys::load_verifiers(&args.registry.verify_keys)?;
+    source::check_verifiable(&reference, &verifiers)?;
+    let opened = source::open(reference, &args.image, &selection, options, runtime)?;
+    source::verify(&opened, &verifiers, runtime)?;
     if opened.images.is_empty() {
         bail!("`{}` holds no image", args.image);
     }
@@ -366,7 +364,7 @@ pub fn run(
     };
     let manifests: Vec<ManifestOut> = copy::manifests(&result)?;
     let parsed_destination = Reference::parse(destination)?;
-    let signer = super::sign::signer_for(&parsed_destination, &args.signing)?;
+    let signer = super::keys::signer_for(&parsed_destination, &args.signing)?;
     let digest = match parsed_destination {
         Reference::Registry { reference } => {
             let (target, client) =
@@ -381,11 +379,13 @@ pub fn run(
                 ))
                 .with_context(|| format!("failed to push to `{reference}`"))?;
             if let Some(signer) = &signer {
-                runtime.block_on(super::sign::sign_digest(&client, &target, &digest, signer))?;
+                runtime.block_on(crate::sign::remote::sign_digest(
+                    &client, &target, &digest, signer,
+                ))?;
                 if args.attest {
                     let predicate =
                         attestation(&result, &args.image, &cas, stub.as_ref(), cache.as_ref())?;
-                    runtime.block_on(super::sign::attest(
+                    runtime.block_on(crate::sign::remote::attest(
                         &client,
                         &target,
                         &digest,

@@ -3,6 +3,7 @@
 
 pub mod copy;
 pub mod inject;
+pub mod keys;
 pub mod scan;
 pub mod serve;
 pub mod sign;

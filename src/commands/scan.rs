@@ -96,20 +96,18 @@ pub fn run(
         cache: cache(&args.cache),
     };
     let mut top_digest = None;
-    let images = match Reference::parse(&args.image)? {
+    let reference = Reference::parse(&args.image)?;
+    let verifiers = super::keys::load_verifiers(&args.registry.verify_keys)?;
+    super::source::check_verifiable(&reference, &verifiers)?;
+    let images = match reference {
         Reference::Dir { path } => vec![
             scan::scan_directory(&path, &settings)
                 .with_context(|| format!("failed to scan `{}`", args.image))?,
         ],
-        _ => {
+        reference => {
             let options = super::source::registry_options(&args.registry, None)?;
-            let opened = super::source::open(
-                &args.image,
-                &selection,
-                options,
-                &args.registry.verify_keys,
-                runtime,
-            )?;
+            let opened = super::source::open(reference, &args.image, &selection, options, runtime)?;
+            super::source::verify(&opened, &verifiers, runtime)?;
             top_digest = opened.digest.clone();
             scan_with_progress(
                 opened.store.as_ref(),

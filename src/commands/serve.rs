@@ -87,7 +87,7 @@ fn scan_job(
         platform: None,
         all_platforms: true,
     };
-    let opened = super::source::open_registry(&reference, target, client, &selection, &[], handle)?;
+    let opened = super::source::open_registry(&reference, target, client, &selection, handle)?;
     if let Some(delay) = delay {
         std::thread::sleep(delay);
     }

@@ -1,9 +1,11 @@
 //! Opening any image reference (registry or local) for a command: the one place that chooses
-//! the blob store and resolves platforms, shared by `scan` and `copy`.
+//! the blob store and resolves platforms, and checking its `--verify-key` signatures; shared by
+//! `scan`, `copy`, `inject`, `sign` and `serve`.
 
 use crate::cli::RegistryArgs;
 use crate::image::{self, BlobStore, Image, Selection, manifest, reference::Reference};
 use crate::registry::{self, Target, auth::Credentials};
+use crate::sign::{Verifier, remote};
 use anyhow::{Context as _, bail};
 use std::sync::Arc;
 
@@ -88,22 +90,22 @@ pub fn destination(
     Ok((target, client))
 }
 
-/// Opens `text` (not `dir:`) and resolves the selected platforms.
+/// Parses an image reference as the user wrote it.
+pub fn parse(text: &str) -> anyhow::Result<Reference> {
+    Reference::parse(text).with_context(|| format!("failed to open `{text}`"))
+}
+
+/// Opens `reference` (not `dir:`; `text` is how the user wrote it, for messages) and resolves
+/// the selected platforms. It checks no signature: that is `verify`, after it.
 pub fn open(
+    reference: Reference,
     text: &str,
     selection: &Selection,
     options: registry::Options,
-    verify_keys: &[std::path::PathBuf],
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<Opened> {
     let failed = || format!("failed to open `{text}`");
-    let verifiers = super::sign::load_verifiers(verify_keys)?;
-    if !verifiers.is_empty() && !matches!(Reference::parse(text), Ok(Reference::Registry { .. })) {
-        bail!(
-            "--verify-key needs a registry image: cosign signatures live in the registry, next to the image"
-        );
-    }
-    match Reference::parse(text).with_context(failed)? {
+    match reference {
         Reference::Dir { .. } => bail!("`{text}` is a directory, not an image"),
         Reference::OciDir { path, tag } | Reference::OciArchive { path, tag } => {
             let archive = text.starts_with("oci-archive:");
@@ -134,16 +136,38 @@ pub fn open(
                 anyhow::anyhow!("`{reference}` is not a valid image reference: {reason}")
             })?;
             let client = client(&target, options)?;
-            open_registry(
-                text,
-                target,
-                client,
-                selection,
-                &verifiers,
-                runtime.handle(),
-            )
+            open_registry(text, target, client, selection, runtime.handle())
         }
     }
+}
+
+/// Refuses `--verify-key` for anything but a registry image, before it is opened: cosign
+/// signatures live in the registry, next to the image.
+pub fn check_verifiable(reference: &Reference, verifiers: &[Verifier]) -> anyhow::Result<()> {
+    if !verifiers.is_empty() && !matches!(reference, Reference::Registry { .. }) {
+        bail!(
+            "--verify-key needs a registry image: cosign signatures live in the registry, next to the image"
+        );
+    }
+    Ok(())
+}
+
+/// Checks the opened image's cosign signatures against `verifiers` (none: nothing to check).
+pub fn verify(
+    opened: &Opened,
+    verifiers: &[Verifier],
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    if verifiers.is_empty() {
+        return Ok(());
+    }
+    let (Some((client, target)), Some(digest)) = (&opened.remote, &opened.digest) else {
+        bail!(
+            "--verify-key needs a registry image: cosign signatures live in the registry, next to the image"
+        );
+    };
+    runtime.block_on(remote::verify(client, target, digest, verifiers))?;
+    Ok(())
 }
 
 /// Opens a registry image with `client` and resolves the selected platforms; `handle` runs the
@@ -153,16 +177,12 @@ pub fn open_registry(
     target: Target,
     client: Arc<registry::Client>,
     selection: &Selection,
-    verifiers: &[crate::sign::Verifier],
     handle: &tokio::runtime::Handle,
 ) -> anyhow::Result<Opened> {
     let failed = || format!("failed to open `{text}`");
     let (bytes, media_type, digest) = handle
         .block_on(client.manifest(&target.repository, target.manifest_reference()))
         .with_context(failed)?;
-    if !verifiers.is_empty() {
-        handle.block_on(super::sign::verify(&client, &target, &digest, verifiers))?;
-    }
     let store = Arc::new(registry::store::Store::new(
         client.clone(),
         &target,

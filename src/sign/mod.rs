@@ -4,7 +4,10 @@
 //!
 //! Key-based only. Keyless signing (Fulcio certificates, Rekor entries) needs network access to
 //! Sigstore's services and is not offered; a `Signer` for it would slot in next to `KeySigner`.
-//! Pushing and fetching signature manifests lives in `registry::signatures`.
+//! Pushing and fetching signature manifests lives in `registry::signatures`; verifying and
+//! signing registry images with them in `remote`.
+
+pub mod remote;
 
 use base64::Engine as _;
 use sigstore::crypto::signing_key::{SigStoreKeyPair, SigStoreSigner};
