@@ -185,29 +185,19 @@ pub struct CopyArgs {
     pub signing: SigningArgs,
 }
 
-/// The level at which `scan` exits with status 1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum FailOn {
-    Critical,
-    High,
-    Medium,
-    Low,
-    Info,
-    /// Always exit 0 when the scan itself worked.
-    Never,
-}
+pub use crate::finding::FailOn;
 
-impl FailOn {
-    /// The severity threshold, or `None` for `never`.
-    pub fn threshold(self) -> Option<crate::finding::Severity> {
-        use crate::finding::Severity;
+/// `--fail-on` values: the library's `FailOn`, with clap's help text.
+impl ValueEnum for FailOn {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let value = clap::builder::PossibleValue::new(self.as_str());
         Some(match self {
-            Self::Critical => Severity::Critical,
-            Self::High => Severity::High,
-            Self::Medium => Severity::Medium,
-            Self::Low => Severity::Low,
-            Self::Info => Severity::Info,
-            Self::Never => return None,
+            Self::Never => value.help("Always exit 0 when the scan itself worked"),
+            _ => value,
         })
     }
 }

@@ -39,6 +39,57 @@ impl Severity {
     }
 }
 
+/// The severity at which a scan fails (exit status 1): `--fail-on`, or a policy's `fail_on`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    Critical,
+    High,
+    Medium,
+    Low,
+    Info,
+    /// Always exit 0 when the scan itself worked.
+    Never,
+}
+
+impl FailOn {
+    /// Every level, most severe first.
+    pub const ALL: [Self; 6] = [
+        Self::Critical,
+        Self::High,
+        Self::Medium,
+        Self::Low,
+        Self::Info,
+        Self::Never,
+    ];
+
+    /// The lowercase name, as `--fail-on` and policies spell it.
+    pub fn as_str(self) -> &'static str {
+        match self.threshold() {
+            Some(severity) => severity.as_str(),
+            None => "never",
+        }
+    }
+
+    /// The level named `text`, ignoring case.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|level| level.as_str().eq_ignore_ascii_case(text))
+    }
+
+    /// The severity threshold, or `None` for `never`.
+    pub fn threshold(self) -> Option<Severity> {
+        Some(match self {
+            Self::Critical => Severity::Critical,
+            Self::High => Severity::High,
+            Self::Medium => Severity::Medium,
+            Self::Low => Severity::Low,
+            Self::Info => Severity::Info,
+            Self::Never => return None,
+        })
+    }
+}
+
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -218,6 +269,17 @@ pub struct Exception {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fail_on_levels_parse_in_any_case_and_map_to_thresholds() {
+        for level in FailOn::ALL {
+            assert_eq!(FailOn::parse(level.as_str()), Some(level));
+        }
+        assert_eq!(FailOn::parse("HIGH"), Some(FailOn::High));
+        assert_eq!(FailOn::parse("severe"), None);
+        assert_eq!(FailOn::Never.threshold(), None);
+        assert_eq!(FailOn::Medium.threshold(), Some(Severity::Medium));
+    }
 
     #[test]
     fn rule_ids_are_unique_kebab_case_and_round_trip() {

@@ -18,7 +18,7 @@
 //! expires = 2026-12-31
 //! ```
 
-use crate::cli::FailOn;
+use crate::finding::FailOn;
 use crate::finding::{Exception, Finding, Rule, Severity};
 use crate::report::ImageReport;
 use std::collections::BTreeMap;
@@ -390,9 +390,9 @@ pub fn parse(source: &str, text: &str) -> Result<Policy, Error> {
         match name {
             "fail_on" => {
                 if let Some(text) = parser.string(name, value) {
-                    match <FailOn as clap::ValueEnum>::from_str(text, true) {
-                        Ok(fail_on) => policy.fail_on = Some(fail_on),
-                        Err(_) => parser.problem(
+                    match FailOn::parse(text) {
+                        Some(fail_on) => policy.fail_on = Some(fail_on),
+                        None => parser.problem(
                             value.span(),
                             format!(
                                 "unknown severity `{text}`; expected one of critical, high, medium, low, info, never"

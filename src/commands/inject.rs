@@ -2,7 +2,7 @@
 //! as one reproducible layer, then writes or pushes the result (only the new blobs move).
 
 use super::Status;
-use super::copy::{self, ManifestOut};
+use super::destination::{self, ManifestOut};
 use super::source::{self, Opened};
 use crate::cli::InjectArgs;
 use crate::image::{self, BlobStore, Image, Layer, MemoryStore, reference::Reference};
@@ -362,7 +362,7 @@ pub fn run(
         digest: None,
         remote: opened.remote.clone(),
     };
-    let manifests: Vec<ManifestOut> = copy::manifests(&result)?;
+    let manifests: Vec<ManifestOut> = destination::manifests(&result)?;
     let parsed_destination = Reference::parse(destination)?;
     let signer = super::keys::signer_for(&parsed_destination, &args.signing)?;
     let digest = match parsed_destination {
@@ -370,7 +370,7 @@ pub fn run(
             let (target, client) =
                 source::destination(&reference, &args.registry, args.dest_creds.as_deref())?;
             let digest = runtime
-                .block_on(copy::push(
+                .block_on(destination::push(
                     &result,
                     &manifests,
                     client.clone(),
@@ -398,18 +398,19 @@ pub fn run(
             digest
         }
         Reference::OciDir { path, tag } => {
-            copy::write_layout(&result, &manifests, &path, tag.as_deref())
+            destination::write_layout(&result, &manifests, &path, tag.as_deref())
                 .with_context(|| format!("failed to write `{destination}`"))?
         }
         Reference::OciArchive { path, tag } => {
             let scratch = tempfile::tempdir().context("cannot create a temporary directory")?;
-            let digest = copy::write_layout(&result, &manifests, scratch.path(), tag.as_deref())?;
+            let digest =
+                destination::write_layout(&result, &manifests, scratch.path(), tag.as_deref())?;
             write_tar_of(scratch.path(), &path)
                 .with_context(|| format!("failed to write `{destination}`"))?;
             digest
         }
         Reference::DockerArchive { path, repo_tag } => {
-            copy::write_docker_archive(&result, &path, repo_tag.as_deref())
+            destination::write_docker_archive(&result, &path, repo_tag.as_deref())
                 .with_context(|| format!("failed to write `{destination}`"))?
         }
         Reference::Dir { .. } => bail!("`{destination}` is not a supported destination"),

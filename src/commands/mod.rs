@@ -2,6 +2,7 @@
 //! talks to the terminal, and decides the exit status.
 
 pub mod copy;
+pub mod destination;
 pub mod inject;
 pub mod keys;
 pub mod scan;
