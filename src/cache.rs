@@ -40,6 +40,22 @@ impl Cache {
         Ok(Self { dir: layers })
     }
 
+    /// The cache a scan uses: none when `disabled`, else `dir` or the default directory. One
+    /// that cannot be opened is a warning, and the scan runs without a cache.
+    pub fn choose(disabled: bool, dir: Option<&Path>) -> Option<Self> {
+        if disabled {
+            return None;
+        }
+        let dir = dir.map(Path::to_path_buf).or_else(Self::default_dir)?;
+        match Self::open(&dir) {
+            Ok(cache) => Some(cache),
+            Err(error) => {
+                tracing::warn!(error = %error, "scanning without a layer cache");
+                None
+            }
+        }
+    }
+
     /// `$XDG_CACHE_HOME/ocicert`, else `~/.cache/ocicert`.
     pub fn default_dir() -> Option<PathBuf> {
         std::env::var_os("XDG_CACHE_HOME")

@@ -20,6 +20,7 @@ pub mod inject;
 pub mod keys;
 pub mod layer;
 pub mod overlay;
+pub mod pipeline;
 pub mod policy;
 pub mod registry;
 pub mod report;

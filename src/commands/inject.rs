@@ -331,7 +331,7 @@ pub fn run(
     if opened.images.is_empty() {
         bail!("`{}` holds no image", args.image);
     }
-    let cache = super::scan::cache(&args.cache);
+    let cache = crate::cache::Cache::choose(args.cache.no_cache, args.cache.cache_dir.as_deref());
     let mut injected = Vec::new();
     for image in &opened.images {
         if let Some(result) =

@@ -1,14 +1,13 @@
 //! `ocicert scan`: open the reference, scan it, write the report, and pick the exit status.
 
 use super::Status;
-use crate::analyze::Context;
 use crate::baseline::Baseline;
+use crate::cache::Cache;
 use crate::cli::{FailOn, OutputTarget, ScanArgs};
-use crate::detect::Options;
 use crate::image::{self, Selection, platform::Platform, reference::Reference};
+use crate::pipeline;
 use crate::policy::{self, Policy};
 use crate::report::{self, Report, dockerfile::Dockerfile};
-use crate::scan::{self, Settings};
 use anyhow::{Context as _, bail};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -23,24 +22,6 @@ pub fn parse_now(now: Option<&str>) -> anyhow::Result<i64> {
                 .with_context(|| {
                     format!("`--now {text}` is not an RFC 3339 time such as 2026-06-01T00:00:00Z")
                 })
-        }
-    }
-}
-
-/// The layer cache chosen by the flags, if any.
-pub fn cache(args: &crate::cli::CacheArgs) -> Option<crate::cache::Cache> {
-    if args.no_cache {
-        return None;
-    }
-    let dir = args
-        .cache_dir
-        .clone()
-        .or_else(crate::cache::Cache::default_dir)?;
-    match crate::cache::Cache::open(&dir) {
-        Ok(cache) => Some(cache),
-        Err(error) => {
-            tracing::warn!(error = %error, "scanning without a layer cache");
-            None
         }
     }
 }
@@ -64,14 +45,6 @@ pub fn run(
         .fail_on
         .or(policy.as_ref().and_then(|p| p.fail_on))
         .unwrap_or(FailOn::High);
-    let expiry_warn = args
-        .expiry_warn
-        .or(policy.as_ref().and_then(|p| p.expiry_warn_days))
-        .unwrap_or(30);
-    let mut keystore_passwords = args.keystore_passwords.clone();
-    if let Some(policy) = &policy {
-        keystore_passwords.extend(policy.keystore_passwords.iter().cloned());
-    }
     let selection = Selection {
         platform: match &args.platform {
             Some(text) => match Platform::parse(text) {
@@ -82,47 +55,33 @@ pub fn run(
         },
         all_platforms: args.all_platforms,
     };
-    let settings = Settings {
-        options: Options {
-            keystore_passwords,
-            max_archive_depth: args.max_archive_depth,
-            ..Options::default()
-        },
-        context: Context {
-            now,
-            expiry_warn_days: i64::from(expiry_warn),
-        },
+    let request = pipeline::Request {
+        keystore_passwords: args.keystore_passwords.clone(),
+        expiry_warn_days: args.expiry_warn,
+        max_archive_depth: args.max_archive_depth,
         threads: args.threads,
-        cache: cache(&args.cache),
+        cache: Cache::choose(args.cache.no_cache, args.cache.cache_dir.as_deref()),
+        ..pipeline::Request::new(now, policy.as_ref())
     };
     let mut top_digest = None;
     let reference = Reference::parse(&args.image)?;
     let verifiers = super::keys::load_verifiers(&args.registry.verify_keys)?;
     super::source::check_verifiable(&reference, &verifiers)?;
-    let images = match reference {
-        Reference::Dir { path } => vec![
-            scan::scan_directory(&path, &settings)
-                .with_context(|| format!("failed to scan `{}`", args.image))?,
-        ],
+    let scanned = match reference {
+        Reference::Dir { path } => pipeline::scan_directory(&path, &request)
+            .with_context(|| format!("failed to scan `{}`", args.image))?,
         reference => {
             let options = super::source::registry_options(&args.registry, None)?;
             let opened = super::source::open(reference, &args.image, &selection, options, runtime)?;
             super::source::verify(&opened, &verifiers, runtime)?;
             top_digest = opened.digest.clone();
-            scan_with_progress(
-                opened.store.as_ref(),
-                &opened.images,
-                &settings,
-                &args.image,
-            )?
+            scan_with_progress(opened.store.as_ref(), &opened.images, &request, &args.image)?
         }
     };
-    let mut images = images;
-    if let Some(policy) = &policy {
-        for expired in policy.apply(&mut images, now) {
-            warn(&expired.to_string());
-        }
+    for expired in &scanned.expired {
+        warn(&expired.to_string());
     }
+    let mut images = scanned.images;
     if let Some(baseline) = &baseline {
         baseline.mark(&mut images);
     }
@@ -223,9 +182,9 @@ fn write_output(
 fn scan_with_progress(
     store: &dyn image::BlobStore,
     images: &[image::Image],
-    settings: &Settings,
+    request: &pipeline::Request<'_>,
     reference: &str,
-) -> anyhow::Result<Vec<report::ImageReport>> {
+) -> anyhow::Result<pipeline::Scanned> {
     let layers: std::collections::HashSet<&str> = images
         .iter()
         .flat_map(|i| i.layers.iter().map(|l| l.digest.as_str()))
@@ -246,7 +205,7 @@ fn scan_with_progress(
         tracing::debug!(layer = digest, bytes, "layer scanned");
         bar.inc(1);
     };
-    let result = scan::scan_images(store, images, settings, &on_layer)
+    let result = pipeline::scan_images(store, images, request, &on_layer)
         .with_context(|| format!("failed to scan `{reference}`"));
     bar.finish_and_clear();
     result

@@ -1,12 +1,11 @@
 //! `ocicert serve`: load the configuration, open the store, and run the service with a scanner
 //! that opens each image through the registry client and scans it with the shared layer cache.
 
-use crate::analyze::Context;
 use crate::cli::ServeArgs;
 use crate::image::Selection;
+use crate::pipeline;
 use crate::registry::{self, Target};
 use crate::report::Report;
-use crate::scan::{self, Settings};
 use crate::serve::{self, ScanError, config::AllowedRegistry};
 use crate::store::{self, Store};
 use anyhow::Context as _;
@@ -92,30 +91,17 @@ fn scan_job(
         std::thread::sleep(delay);
     }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut options = crate::detect::Options::default();
-    if let Some(policy) = policy {
-        options
-            .keystore_passwords
-            .extend(policy.keystore_passwords.iter().cloned());
-    }
-    let settings = Settings {
-        options,
-        context: Context {
-            now,
-            expiry_warn_days: i64::from(policy.and_then(|p| p.expiry_warn_days).unwrap_or(30)),
-        },
-        threads: 0,
+    let request = pipeline::Request {
         cache: Some(cache.clone()),
+        ..pipeline::Request::new(now, policy)
     };
-    let mut images =
-        scan::scan_images(opened.store.as_ref(), &opened.images, &settings, &|_, _| {})
+    let scanned =
+        pipeline::scan_images(opened.store.as_ref(), &opened.images, &request, &|_, _| {})
             .with_context(|| format!("failed to scan `{reference}`"))?;
-    if let Some(policy) = policy {
-        for expired in policy.apply(&mut images, now) {
-            tracing::warn!("{expired}");
-        }
+    for expired in &scanned.expired {
+        tracing::warn!("{expired}");
     }
-    Ok(Report::new(&reference, now, images))
+    Ok(Report::new(&reference, now, scanned.images))
 }
 
 /// Whether the registry answered 429 even after the client's own retries.
