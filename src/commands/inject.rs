@@ -5,13 +5,11 @@ use super::Status;
 use super::destination::{self, ManifestOut};
 use super::source::{self, Opened};
 use crate::cli::InjectArgs;
-use crate::image::{self, BlobStore, Image, Layer, MemoryStore, reference::Reference};
-use crate::inject::build::{self, Base};
-use crate::inject::fsview::View;
-use crate::inject::plan::{self, Ca};
+use crate::image::{MemoryStore, reference::Reference};
+use crate::inject::apply::{self, Built, Enroll, Injected, Request};
+use crate::inject::plan::{self, Ca, Entry};
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -70,211 +68,30 @@ pub fn load_cas(paths: &[std::path::PathBuf], allow_non_ca: bool) -> anyhow::Res
     Ok(cas)
 }
 
-/// One platform after injection.
-struct Injected {
-    image: Image,
-    new_blobs: Vec<(String, Vec<u8>)>,
-    /// The enrollment stub's version and config hash, when one was added.
-    stub: Option<Value>,
-}
-
-fn manifest_json(image: &Image) -> anyhow::Result<(Value, String)> {
-    let (bytes, media_type) = image
-        .manifest
-        .clone()
-        .ok_or_else(|| anyhow!("the source has no manifest to edit"))?;
-    Ok((serde_json::from_slice(&bytes)?, media_type))
-}
-
-/// Synthesises a manifest for sources without one (docker-archive).
-fn ensure_manifest(store: &dyn BlobStore, image: &mut Image) -> anyhow::Result<()> {
-    if image.manifest.is_none() {
-        let config = image::read_verified(store, &image.config_digest, image::MAX_CONFIG)?;
-        let layers: Vec<Value> = image
-            .layers
-            .iter()
-            .map(|l| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": l.digest, "size": l.size.or_else(|| store.size(&l.digest)).unwrap_or(0)}))
-            .collect();
-        let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": image::manifest::OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": image.config_digest, "size": config.len()}, "layers": layers});
-        image.manifest = Some((
-            serde_json::to_vec(&manifest)?,
-            image::manifest::OCI_MANIFEST.into(),
-        ));
-    }
-    Ok(())
-}
-
-fn inject_one(
-    opened: &Opened,
-    image: &Image,
-    reference: &str,
-    cas: &[Ca],
-    args: &InjectArgs,
-    cache: Option<&crate::cache::Cache>,
-    out: &mut dyn Write,
-) -> anyhow::Result<Option<Injected>> {
-    let platform = image
-        .platform
-        .as_ref()
-        .map_or_else(|| "image".to_string(), ToString::to_string);
-    if image.platform.as_ref().is_some_and(|p| p.os != "linux") {
-        bail!("{platform}: only Linux images have trust stores ocicert knows");
-    }
-    let mut image = image.clone();
-    ensure_manifest(opened.store.as_ref(), &mut image)?;
-    let (mut manifest, media_type) = manifest_json(&image)?;
-    let mut config = image.config.clone();
-    let mut base = Base {
-        name: reference.to_string(),
-        digest: image
-            .manifest_digest
-            .clone()
-            .unwrap_or_else(|| image.config_digest.clone()),
-    };
-    if let Some((stripped_config, stripped_manifest, previous)) =
-        build::strip_previous(&config, &manifest)
-    {
-        tracing::info!("{platform}: replacing the layer of an earlier `ocicert inject`");
-        config = stripped_config;
-        manifest = stripped_manifest;
-        image.layers.pop();
-        if let Some(previous) = previous {
-            base = previous;
-        }
-    }
-    if image.layers.is_empty() && !args.dry_run {
-        tracing::warn!(
-            "{platform}: the image has no layers; the new layer holds the whole trust store"
-        );
-    }
-    let settings = crate::scan::Settings {
-        options: crate::detect::Options::default(),
-        context: crate::analyze::Context {
-            now: 0,
-            expiry_warn_days: 0,
-        },
-        threads: 0,
-        cache: cache.cloned(),
-    };
-    let scans = crate::scan::scan_layers(
-        opened.store.as_ref(),
-        std::slice::from_ref(&image),
-        &settings,
-        &|_, _| {},
-    )?;
-    let ordered: Vec<&crate::layer::LayerScan> = image
-        .layers
-        .iter()
-        .filter_map(|l| scans.get(&l.digest))
-        .collect();
-    let view = View::build(&ordered);
-    // Read each needed file from the top-most layer that has it, each layer at most once.
-    let mut by_layer: HashMap<usize, HashSet<String>> = HashMap::new();
-    let mut sources: HashMap<String, (usize, String)> = HashMap::new();
-    for resolved in plan::needed_files(&view) {
-        if let Some((layer, inner)) = view.content_of(&resolved) {
-            by_layer.entry(layer).or_default().insert(inner.clone());
-            sources.insert(resolved, (layer, inner));
-        }
-    }
-    let mut extracted: HashMap<(usize, String), Vec<u8>> = HashMap::new();
-    for (index, wanted) in &by_layer {
-        let layer: &Layer = &image.layers[*index];
-        let reader = opened.store.open(&layer.digest)?;
-        for (path, bytes) in crate::layer::extract(reader, &layer.digest, layer.size, wanted)? {
-            extracted.insert((*index, path), bytes);
-        }
-    }
-    let contents: HashMap<String, Vec<u8>> = sources
-        .into_iter()
-        .filter_map(|(resolved, key)| extracted.get(&key).map(|b| (resolved, b.clone())))
-        .collect();
-    let env: Vec<String> = config
-        .pointer("/config/Env")
-        .and_then(Value::as_array)
-        .map(|e| {
-            e.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let settings = plan::Settings {
-        java_store_password: args.java_store_password.clone(),
-        env_override: args.env_override,
-    };
-    let mut plan = plan::plan(&view, &contents, cas, &env, &settings)
-        .with_context(|| format!("{platform}: cannot plan the injection"))?;
-    // The entrypoint without any stub of an earlier injection, then with this one's, if any.
-    let original: Vec<Value> = config
-        .pointer("/config/Entrypoint")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut entrypoint = crate::inject::enroll::unwrap_entrypoint(&original);
-    let mut stub_info = None;
-    if let Some(enroll) = enrollment(args, &view, &plan)? {
-        stub_info = Some(serde_json::json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "protocol": enroll.ca.protocol(),
-            "config_sha256": image::digest::sha256(&enroll.to_json()),
-        }));
-        let architecture = image
-            .platform
-            .as_ref()
-            .map_or("amd64", |p| p.architecture.as_str());
-        let stub = crate::inject::enroll::stub_for(architecture)?;
-        plan.entries.insert(
-            crate::inject::enroll::STUB_PATH.into(),
-            plan::Entry::Executable(stub),
-        );
-        plan.entries.insert(
-            crate::inject::enroll::CONFIG_PATH.into(),
-            plan::Entry::File(enroll.to_json()),
-        );
-        if !view.exists("/.ocicert") {
-            plan.entries
-                .insert("/.ocicert".into(), plan::Entry::Directory);
-        }
-        entrypoint = crate::inject::enroll::wrap_entrypoint(&entrypoint, args.enroll.enroll_renew);
-        plan.actions.push(format!(
-            "enroll with {} at {} on start: Entrypoint becomes {}",
-            enroll.ca.protocol(),
-            enroll.ca.url(),
-            serde_json::to_string(&entrypoint).unwrap_or_default()
-        ));
-    }
-    if entrypoint != original {
-        if !config.get("config").is_some_and(Value::is_object) {
-            config["config"] = serde_json::json!({});
-        }
-        config["config"]["Entrypoint"] = if entrypoint.is_empty() {
-            Value::Null
-        } else {
-            Value::from(entrypoint)
-        };
-    }
-    let family = plan
-        .family
-        .as_ref()
-        .map_or_else(String::new, |f| format!("{f:?}"));
-    let mut report = format!("{platform}: {family}\n");
-    for action in &plan.actions {
+/// Prints what the injection of one platform does: to `out` with the new layer's files on a
+/// dry run, else to stderr (stdout carries the digest).
+fn show(injected: &Injected, dry_run: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut report = format!(
+        "{}: {}\n",
+        injected.platform,
+        injected.family.as_deref().unwrap_or_default()
+    );
+    for action in &injected.actions {
         report.push_str(&format!("  {action}\n"));
     }
-    if args.dry_run {
+    if dry_run {
         report.push_str("  files in the new layer:\n");
-        for (path, entry) in &plan.entries {
+        for (path, entry) in &injected.entries {
             let kind = match entry {
-                plan::Entry::Directory => "dir ".to_string(),
-                plan::Entry::File(bytes) => format!("file {} bytes", bytes.len()),
-                plan::Entry::Executable(bytes) => format!("executable {} bytes", bytes.len()),
-                plan::Entry::Symlink(target) => format!("link -> {target}"),
+                Entry::Directory => "dir ".to_string(),
+                Entry::File(bytes) => format!("file {} bytes", bytes.len()),
+                Entry::Executable(bytes) => format!("executable {} bytes", bytes.len()),
+                Entry::Symlink(target) => format!("link -> {target}"),
             };
             report.push_str(&format!("    {path}  ({kind})\n"));
         }
         out.write_all(report.as_bytes())?;
-        return Ok(None);
+        return Ok(());
     }
     #[expect(
         clippy::print_stderr,
@@ -283,35 +100,7 @@ fn inject_one(
     {
         eprint!("{report}");
     }
-    let docker = media_type == image::manifest::DOCKER_MANIFEST;
-    let layer = build::layer(&plan.entries, docker)?;
-    let new_config = build::edit_config(&config, &layer, &plan, cas, &base);
-    let config_bytes = serde_json::to_vec(&new_config)?;
-    let new_manifest = build::edit_manifest(&manifest, &config_bytes, &layer, &base);
-    let manifest_bytes = serde_json::to_vec(&new_manifest)?;
-    let config_digest = image::digest::sha256(&config_bytes);
-    let mut layers = image.layers.clone();
-    layers.push(Layer {
-        digest: layer.digest.clone(),
-        size: Some(layer.compressed.len() as u64),
-        media_type: layer.media_type.clone(),
-    });
-    Ok(Some(Injected {
-        image: Image {
-            manifest_digest: Some(image::digest::sha256(&manifest_bytes)),
-            platform: image.platform.clone(),
-            config_digest: config_digest.clone(),
-            config: new_config,
-            layers,
-            skipped_layers: Vec::new(),
-            manifest: Some((manifest_bytes, media_type)),
-        },
-        new_blobs: vec![
-            (layer.digest, layer.compressed),
-            (config_digest, config_bytes),
-        ],
-        stub: stub_info,
-    }))
+    Ok(())
 }
 
 /// Runs the injection.
@@ -332,32 +121,41 @@ pub fn run(
         bail!("`{}` holds no image", args.image);
     }
     let cache = crate::cache::Cache::choose(args.cache.no_cache, args.cache.cache_dir.as_deref());
+    let request = Request {
+        reference: &args.image,
+        cas: &cas,
+        settings: plan::Settings {
+            java_store_password: args.java_store_password.clone(),
+            env_override: args.env_override,
+        },
+        enroll: enrollment(args)?,
+        renew: args.enroll.enroll_renew,
+        dry_run: args.dry_run,
+        cache: cache.clone(),
+    };
     let mut injected = Vec::new();
     for image in &opened.images {
-        if let Some(result) =
-            inject_one(&opened, image, &args.image, &cas, args, cache.as_ref(), out)?
-        {
-            injected.push(result);
-        }
+        let result = apply::inject(opened.store.as_ref(), image, &request)?;
+        show(&result, args.dry_run, out)?;
+        injected.push(result);
     }
     if args.dry_run {
         return Ok(Status::Clean);
     }
     let stub = injected.iter().find_map(|i| i.stub.clone());
+    let built: Vec<Built> = injected.into_iter().filter_map(|i| i.built).collect();
+    let blobs = built.iter().flat_map(|b| b.blobs.iter().cloned()).collect();
+    let images = built.into_iter().map(|b| b.image).collect();
     let destination = args
         .to
         .as_deref()
         .ok_or_else(|| anyhow!("--to is required"))?;
-    let blobs = injected
-        .iter()
-        .flat_map(|i| i.new_blobs.iter().cloned())
-        .collect();
     let result = Opened {
         store: Arc::new(MemoryStore {
             blobs,
             inner: opened.store.clone(),
         }),
-        images: injected.into_iter().map(|i| i.image).collect(),
+        images,
         top: None,
         digest: None,
         remote: opened.remote.clone(),
@@ -423,18 +221,14 @@ pub fn run(
 }
 
 /// The enrollment config from `--enroll-config` or the `--enroll*` flags, if any.
-fn enrollment(
-    args: &InjectArgs,
-    view: &View,
-    plan: &plan::Plan,
-) -> anyhow::Result<Option<ocicert_enroll_config::EnrollConfig>> {
+fn enrollment(args: &InjectArgs) -> anyhow::Result<Option<Enroll>> {
     use ocicert_enroll_config::EnrollConfig;
     let flags = &args.enroll;
     if let Some(path) = &flags.enroll_config {
         let bytes = fs_err::read(path)?;
-        return Ok(Some(EnrollConfig::from_json(&bytes).with_context(
-            || format!("`{}` is not a valid enrollment config", path.display()),
-        )?));
+        let config = EnrollConfig::from_json(&bytes)
+            .with_context(|| format!("`{}` is not a valid enrollment config", path.display()))?;
+        return Ok(Some(Enroll::Config(Box::new(config))));
     }
     let Some(protocol) = flags.enroll else {
         return Ok(None);
@@ -457,12 +251,6 @@ fn enrollment(
             vault
         }
     };
-    let tls_ca = flags.enroll_tls_ca.clone().or_else(|| {
-        plan::SYSTEM_BUNDLES
-            .iter()
-            .filter_map(|bundle| view.resolve(bundle))
-            .find(|target| plan.entries.contains_key(target) || view.exists(target))
-    });
     let mut config = serde_json::json!({
         "version": ocicert_enroll_config::VERSION,
         "ca": ca,
@@ -470,13 +258,10 @@ fn enrollment(
         "key_type": flags.enroll_key_type,
         "required": !flags.enroll_optional,
     });
-    if let Some(path) = tls_ca {
-        config["tls_ca_file"] = path.into();
+    if let Some(path) = &flags.enroll_tls_ca {
+        config["tls_ca_file"] = path.clone().into();
     }
-    let bytes = serde_json::to_vec(&config)?;
-    Ok(Some(EnrollConfig::from_json(&bytes).context(
-        "the --enroll flags do not make a valid enrollment config",
-    )?))
+    Ok(Some(Enroll::Flags(config)))
 }
 
 /// The predicate type of ocicert's injection attestation.

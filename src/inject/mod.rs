@@ -2,8 +2,10 @@
 //! trust new CAs, plus the edited config.
 //!
 //! Pure: it works from the image's final filesystem view and file contents handed in, and
-//! returns layer bytes and JSON; reading blobs and pushing belong to `commands::inject`.
+//! returns layer bytes and JSON (`apply` reads the layers it needs from a blob store); opening
+//! sources and writing or pushing belong to `commands::inject`.
 
+pub mod apply;
 pub mod build;
 pub mod enroll;
 pub mod fsview;
