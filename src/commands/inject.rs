@@ -7,63 +7,18 @@ use super::source::{self, Opened};
 use crate::cli::InjectArgs;
 use crate::image::{MemoryStore, reference::Reference};
 use crate::inject::apply::{self, Built, Enroll, Injected, Request};
+use crate::inject::attestation;
 use crate::inject::plan::{self, Ca, Entry};
 use anyhow::{Context as _, anyhow, bail};
-use serde_json::Value;
 use std::io::Write;
 use std::sync::Arc;
 
-/// Reads and checks the `--ca` files.
+/// Reads and checks the `--ca` files; warns about CAs that expired or expire soon.
 pub fn load_cas(paths: &[std::path::PathBuf], allow_non_ca: bool) -> anyhow::Result<Vec<Ca>> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut cas: Vec<Ca> = Vec::new();
-    for path in paths {
-        let bytes = fs_err::read(path)
-            .with_context(|| format!("cannot read CA file `{}`", path.display()))?;
-        let blocks: Vec<_> = crate::detect::pem::blocks(&bytes)
-            .into_iter()
-            .filter(|b| b.label == "CERTIFICATE" || b.label == "TRUSTED CERTIFICATE")
-            .collect();
-        if blocks.is_empty() {
-            bail!(
-                "`{}` holds no PEM certificate (expected `-----BEGIN CERTIFICATE-----`)",
-                path.display()
-            );
-        }
-        for block in blocks {
-            let der = block.body.map_err(|reason| {
-                anyhow!(
-                    "`{}`: a certificate does not decode: {reason}",
-                    path.display()
-                )
-            })?;
-            let der = der[..crate::x509::certificate_len(&der).unwrap_or(der.len())].to_vec();
-            let ca = Ca::new(der).ok_or_else(|| {
-                anyhow!(
-                    "`{}`: a certificate does not parse as X.509",
-                    path.display()
-                )
-            })?;
-            if !ca.info.is_ca && !allow_non_ca {
-                bail!(
-                    "`{}`: `{}` is not a CA certificate (basicConstraints CA:TRUE is missing); pass --allow-non-ca to trust it anyway",
-                    path.display(),
-                    ca.info.subject
-                );
-            }
-            if ca.info.not_after_unix < now {
-                tracing::warn!("`{}` expired on {}", ca.info.subject, ca.info.not_after);
-            } else if ca.info.not_after_unix - now < 30 * 86_400 {
-                tracing::warn!(
-                    "`{}` expires soon, on {}",
-                    ca.info.subject,
-                    ca.info.not_after
-                );
-            }
-            if !cas.iter().any(|c| c.der == ca.der) {
-                cas.push(ca);
-            }
-        }
+    let (cas, warnings) = crate::inject::cas::load(paths, allow_non_ca, now)?;
+    for warning in warnings {
+        tracing::warn!("{warning}");
     }
     Ok(cas)
 }
@@ -181,14 +136,22 @@ pub fn run(
                     &client, &target, &digest, signer,
                 ))?;
                 if args.attest {
-                    let predicate =
-                        attestation(&result, &args.image, &cas, stub.as_ref(), cache.as_ref())?;
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                    let predicate = attestation::predicate(
+                        result.store.as_ref(),
+                        &result.images,
+                        &args.image,
+                        &cas,
+                        stub.as_ref(),
+                        cache.as_ref(),
+                        now,
+                    )?;
                     runtime.block_on(crate::sign::remote::attest(
                         &client,
                         &target,
                         &digest,
                         signer,
-                        ATTESTATION_TYPE,
+                        attestation::PREDICATE_TYPE,
                         predicate,
                     ))?;
                 }
@@ -203,7 +166,7 @@ pub fn run(
             let scratch = tempfile::tempdir().context("cannot create a temporary directory")?;
             let digest =
                 destination::write_layout(&result, &manifests, scratch.path(), tag.as_deref())?;
-            write_tar_of(scratch.path(), &path)
+            destination::write_tar_of(scratch.path(), &path)
                 .with_context(|| format!("failed to write `{destination}`"))?;
             digest
         }
@@ -262,76 +225,4 @@ fn enrollment(args: &InjectArgs) -> anyhow::Result<Option<Enroll>> {
         config["tls_ca_file"] = path.clone().into();
     }
     Ok(Some(Enroll::Flags(config)))
-}
-
-/// The predicate type of ocicert's injection attestation.
-pub const ATTESTATION_TYPE: &str = "https://ocicert.dev/attestation/inject/v1";
-
-/// What the attestation says: the base, the injected CAs, the enrollment stub (none yet), and
-/// the scan summary of the result.
-fn attestation(
-    result: &Opened,
-    reference: &str,
-    cas: &[Ca],
-    stub: Option<&Value>,
-    cache: Option<&crate::cache::Cache>,
-) -> anyhow::Result<Value> {
-    let settings = crate::scan::Settings {
-        options: crate::detect::Options::default(),
-        context: crate::analyze::Context {
-            now: time::OffsetDateTime::now_utc().unix_timestamp(),
-            expiry_warn_days: 30,
-        },
-        threads: 0,
-        cache: cache.cloned(),
-    };
-    let reports =
-        crate::scan::scan_images(result.store.as_ref(), &result.images, &settings, &|_, _| {})?;
-    let report = crate::report::Report::new(reference, settings.context.now, reports);
-    let bases: Vec<Value> = result
-        .images
-        .iter()
-        .map(|image| {
-            serde_json::json!({
-                "platform": image.platform.as_ref().map(ToString::to_string),
-                "name": image.config.pointer("/config/Labels/org.opencontainers.image.base.name"),
-                "digest": image.config.pointer("/config/Labels/org.opencontainers.image.base.digest"),
-            })
-        })
-        .collect();
-    Ok(serde_json::json!({
-        "base": bases,
-        "cas": cas.iter().map(|ca| serde_json::json!({"subject": ca.info.subject, "fingerprint": ca.info.fingerprint})).collect::<Vec<_>>(),
-        "stub": stub,
-        "scan": report.summary,
-    }))
-}
-
-/// Tars a directory (an OCI layout) into `destination`, entries sorted, times zeroed.
-fn write_tar_of(dir: &std::path::Path, destination: &std::path::Path) -> anyhow::Result<()> {
-    let temporary = destination.with_extension("partial");
-    let file = fs_err::File::create(&temporary)?;
-    let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
-    let entries = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut paths: Vec<_> = entries
-        .into_iter()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect();
-    paths.sort();
-    for path in paths {
-        let name = path.strip_prefix(dir)?.to_string_lossy().into_owned();
-        let file = fs_err::File::open(&path)?;
-        let mut header = tar::Header::new_ustar();
-        header.set_size(file.metadata()?.len());
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, name, file)?;
-    }
-    builder.into_inner()?.flush()?;
-    fs_err::rename(&temporary, destination)?;
-    Ok(())
 }

@@ -6,7 +6,9 @@
 //! sources and writing or pushing belong to `commands::inject`.
 
 pub mod apply;
+pub mod attestation;
 pub mod build;
+pub mod cas;
 pub mod enroll;
 pub mod fsview;
 pub mod java;
