@@ -334,15 +334,7 @@ fn walk(
         }
         result.files += 1;
         result.bytes += size;
-        let found = if size <= detect::MAX_WHOLE_FILE {
-            buffer.clear();
-            (&mut entry)
-                .take(detect::MAX_WHOLE_FILE)
-                .read_to_end(&mut buffer)?;
-            detect::scan_file(name, &buffer, options)
-        } else {
-            scan_large(&mut entry)?
-        };
+        let found = scan_one_file(name, size, &mut entry, options, &mut buffer)?;
         result
             .detections
             .extend(found.into_iter().map(|d| (path.clone(), d)));
@@ -357,6 +349,26 @@ fn walk(
         result.detections.extend(copies);
     }
     Ok(())
+}
+
+/// Scans one file of `size` bytes from `reader`: read whole (up to `detect::MAX_WHOLE_FILE`)
+/// through every detector, or, when larger, streamed for PEM blocks with a note when it is an
+/// archive and no unparseable-PEM noise from programs. The one per-file routine for layer
+/// entries and `dir:` trees; `buffer` is reused between files.
+pub fn scan_one_file(
+    name: &str,
+    size: u64,
+    reader: &mut impl Read,
+    options: &Options,
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<Vec<Detection>> {
+    if size <= detect::MAX_WHOLE_FILE {
+        buffer.clear();
+        reader.take(detect::MAX_WHOLE_FILE).read_to_end(buffer)?;
+        Ok(detect::scan_file(name, buffer, options))
+    } else {
+        scan_large(reader)
+    }
 }
 
 /// Streams a file too large to buffer: PEM blocks only, and a note when it is an archive.

@@ -204,7 +204,8 @@ fn assemble(
 }
 
 /// Scans a plain directory tree (`dir:`) as if it were the final filesystem of an image.
-/// Symlinks are not followed, so nothing outside `root` is read.
+/// Symlinks are not followed, so nothing outside `root` is read. Each file goes through the
+/// same routine as a layer entry (`layer::scan_one_file`).
 pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, Error> {
     let io = |path: &Path, source: std::io::Error| Error::Directory {
         path: path.display().to_string(),
@@ -234,29 +235,11 @@ pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, E
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let file = fs_err::File::open(path).map_err(|e| io(path, e))?;
+        let mut file = fs_err::File::open(path).map_err(|e| io(path, e))?;
         let size = file.metadata().map_err(|e| io(path, e))?.len();
-        let detections = if size <= detect::MAX_WHOLE_FILE {
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(
-                &mut std::io::Read::take(file, detect::MAX_WHOLE_FILE),
-                &mut data,
-            )
-            .map_err(|e| io(path, e))?;
-            detect::scan_file(&name, &data, &settings.options)
-        } else {
-            let mut found = Vec::new();
-            detect::pem::blocks_in_stream(std::io::BufReader::new(file), |block| {
-                if let Some(artifact) = detect::interpret_pem(&block) {
-                    found.push(detect::Detection {
-                        artifact,
-                        archive_path: None,
-                    });
-                }
-            })
-            .map_err(|e| io(path, e))?;
-            found
-        };
+        let detections =
+            layer::scan_one_file(&name, size, &mut file, &settings.options, &mut Vec::new())
+                .map_err(|e| io(path, e))?;
         Ok(detections
             .into_iter()
             .map(|detection| Observation {
@@ -284,4 +267,38 @@ pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, E
         findings,
         inventory,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::Rule;
+
+    /// A `dir:` tree goes through the layer routine: an archive too large to open is reported
+    /// as an incomplete scan (it used to be read for PEM text only, without the note).
+    #[test]
+    fn a_directory_scan_notes_an_archive_too_large_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut big = b"PK\x03\x04".to_vec();
+        big.resize(usize::try_from(detect::MAX_WHOLE_FILE).unwrap() + 1024, 0);
+        fs_err::write(dir.path().join("huge.jar"), &big).unwrap();
+        fs_err::write(dir.path().join("small.txt"), b"nothing here").unwrap();
+        let settings = Settings {
+            options: Options::default(),
+            context: Context {
+                now: 0,
+                expiry_warn_days: 30,
+            },
+            threads: 1,
+            cache: None,
+        };
+        let report = scan_directory(dir.path(), &settings).unwrap();
+        let incomplete: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.rule == Rule::ScanIncomplete)
+            .collect();
+        assert_eq!(incomplete.len(), 1, "{:?}", report.findings);
+        assert_eq!(incomplete[0].location.path.as_deref(), Some("/huge.jar"));
+    }
 }
