@@ -6,7 +6,8 @@
 //! (`signatures`) already carry the signature and attestation, and they are what cosign,
 //! Kyverno and policy-controller read, so a second tag-based scheme would add nothing.
 
-use super::{CapError, Client, Error, Scope};
+use super::transport::CapError;
+use super::{Client, Error, Scope};
 use crate::image::digest::sha256;
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
