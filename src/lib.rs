@@ -17,6 +17,7 @@ pub mod finding;
 pub mod fuzzing;
 pub mod image;
 pub mod inject;
+pub mod jks;
 pub mod keys;
 pub mod layer;
 pub mod overlay;

@@ -1,10 +1,10 @@
-//! Adding trusted certificates to Java `cacerts` stores: JKS/JCEKS (edited in place, keeping
-//! every existing entry byte for byte and recomputing the keyed SHA-1 integrity digest, so no
-//! JVM is needed) and PKCS#12 (`java_p12`: new bags appended with the store's own protection, so
+//! Adding trusted certificates to Java `cacerts` stores: JKS/JCEKS (`crate::jks`: edited in
+//! place, keeping every existing entry byte for byte and recomputing the keyed SHA-1 integrity
+//! digest, so no JVM is needed) and PKCS#12 (`java_p12`: new bags appended with the store's own protection, so
 //! a password-less JDK 18+ `cacerts` stays readable without a password). It refuses a store whose
 //! password does not verify rather than writing one `keytool` would reject.
 
-use sha1::{Digest, Sha1};
+use crate::jks;
 
 /// Why a Java store could not be updated.
 #[derive(Debug, thiserror::Error)]
@@ -46,98 +46,27 @@ pub struct Trusted<'a> {
     pub created_millis: u64,
 }
 
-fn integrity(password: &str, data: &[u8]) -> [u8; 20] {
-    let mut hasher = Sha1::new();
-    for unit in password.encode_utf16() {
-        hasher.update(unit.to_be_bytes());
-    }
-    hasher.update(b"Mighty Aphrodite");
-    hasher.update(data);
-    hasher.finalize().into()
-}
-
-struct Reader<'a> {
-    data: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|e| *e <= self.data.len())
-            .ok_or_else(|| format_error("truncated"))?;
-        let out = &self.data[self.at..end];
-        self.at = end;
-        Ok(out)
-    }
-    fn u32(&mut self) -> Result<u32, Error> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn utf(&mut self) -> Result<&'a [u8], Error> {
-        let b = self.take(2)?;
-        self.take(u16::from_be_bytes([b[0], b[1]]) as usize)
-    }
-    fn blob(&mut self) -> Result<&'a [u8], Error> {
-        let n = self.u32()? as usize;
-        self.take(n)
+/// A whole, undamaged JKS or JCEKS store.
+fn parse(store: &[u8]) -> Result<jks::Store<'_>, Error> {
+    let parsed = jks::parse(store).map_err(|e| format_error(e.to_string()))?;
+    match &parsed.damaged {
+        Some(reason) => Err(format_error(reason.to_string())),
+        None => Ok(parsed),
     }
 }
 
-/// The entries of a JKS or JCEKS body (the store without its 20-byte integrity digest).
-struct Jks<'a> {
-    version: u32,
-    count: u32,
-    entries_start: usize,
-    aliases: Vec<String>,
-    /// The DER of every trusted-certificate entry.
-    ders: Vec<&'a [u8]>,
-}
-
-fn parse_jks(body: &[u8]) -> Result<Jks<'_>, Error> {
-    let mut reader = Reader { data: body, at: 4 };
-    let version = reader.u32()?;
-    let count = reader.u32()?;
-    let entries_start = reader.at;
-    let mut aliases = Vec::new();
-    let mut ders: Vec<&[u8]> = Vec::new();
-    for _ in 0..count {
-        let tag = reader.u32()?;
-        aliases.push(String::from_utf8_lossy(reader.utf()?).into_owned());
-        reader.take(8)?;
-        match tag {
-            1 => {
-                reader.blob()?;
-                let chain = reader.u32()?;
-                for _ in 0..chain {
-                    if version == 2 {
-                        reader.utf()?;
-                    }
-                    reader.blob()?;
-                }
-            }
-            2 => {
-                if version == 2 {
-                    reader.utf()?;
-                }
-                ders.push(reader.blob()?);
-            }
-            3 => return Err(Error::SecretEntries),
-            other => return Err(format_error(format!("unknown entry tag {other}"))),
+/// The trusted-certificate DERs of a JKS or JCEKS store (the digest is not checked here).
+fn jks_trusted(store: &[u8]) -> Result<Vec<&[u8]>, Error> {
+    let parsed = parse(store)?;
+    let mut ders = Vec::new();
+    for entry in &parsed.entries {
+        match entry {
+            jks::Entry::Trusted { der, .. } => ders.push(*der),
+            jks::Entry::PrivateKey { .. } => {}
+            jks::Entry::Secret { .. } => return Err(Error::SecretEntries),
         }
     }
-    if reader.at != body.len() {
-        return Err(format_error("trailing bytes after the entries"));
-    }
-    Ok(Jks {
-        version,
-        count,
-        entries_start,
-        aliases,
-        ders,
-    })
+    Ok(ders)
 }
 
 /// Adds certificates to a JKS or JCEKS store; returns `None` when every certificate is already
@@ -150,52 +79,46 @@ fn add_to_jks(
     if store.len() < 32 {
         return Err(format_error("too short"));
     }
-    let (body, digest) = store.split_at(store.len() - 20);
-    if integrity(password, body) != digest {
+    let (body, digest) = store.split_at(store.len() - jks::DIGEST_LEN);
+    if jks::integrity(password, body) != digest {
         return Err(Error::WrongPassword);
     }
-    let Jks {
-        version,
-        count,
-        entries_start,
-        aliases,
-        ders,
-    } = parse_jks(body)?;
-    let new: Vec<&Trusted<'_>> = certs
+    let parsed = parse(body)?;
+    if parsed
+        .entries
         .iter()
-        .filter(|c| !ders.contains(&c.der) && !aliases.contains(&c.alias))
+        .any(|e| matches!(e, jks::Entry::Secret { .. }))
+    {
+        return Err(Error::SecretEntries);
+    }
+    if parsed.entries_end != body.len() {
+        return Err(format_error("trailing bytes after the entries"));
+    }
+    let present = |cert: &Trusted<'_>| {
+        parsed.entries.iter().any(|entry| match entry {
+            jks::Entry::Trusted { alias, der } => *der == cert.der || *alias == cert.alias,
+            jks::Entry::PrivateKey { alias, .. } | jks::Entry::Secret { alias } => {
+                *alias == cert.alias
+            }
+        })
+    };
+    let new: Vec<jks::NewTrusted<'_>> = certs
+        .iter()
+        .filter(|cert| !present(cert))
+        .map(|cert| jks::NewTrusted {
+            alias: &cert.alias,
+            der: cert.der,
+            created_millis: cert.created_millis,
+        })
         .collect();
     if new.is_empty() {
         return Ok(None);
     }
-    let mut out =
-        Vec::with_capacity(store.len() + new.iter().map(|c| c.der.len() + 64).sum::<usize>());
-    out.extend_from_slice(&body[..4]);
-    out.extend_from_slice(&version.to_be_bytes());
-    out.extend_from_slice(&(count + new.len() as u32).to_be_bytes());
-    out.extend_from_slice(&body[entries_start..]);
-    for cert in new {
-        out.extend_from_slice(&2u32.to_be_bytes());
-        out.extend_from_slice(&(cert.alias.len() as u16).to_be_bytes());
-        out.extend_from_slice(cert.alias.as_bytes());
-        out.extend_from_slice(&cert.created_millis.to_be_bytes());
-        if version == 2 {
-            out.extend_from_slice(&5u16.to_be_bytes());
-            out.extend_from_slice(b"X.509");
-        }
-        out.extend_from_slice(&(cert.der.len() as u32).to_be_bytes());
-        out.extend_from_slice(cert.der);
-    }
-    let digest = integrity(password, &out);
-    out.extend_from_slice(&digest);
-    Ok(Some(out))
+    Ok(Some(jks::append_trusted(body, &parsed, password, &new)))
 }
 
 fn is_jks(store: &[u8]) -> bool {
-    matches!(
-        store.get(..4),
-        Some([0xfe, 0xed, 0xfe, 0xed] | [0xce, 0xce, 0xce, 0xce])
-    )
+    jks::kind(store).is_some()
 }
 
 /// Adds trusted certificates to a Java store of any supported kind. The new store is read back
@@ -229,17 +152,13 @@ fn readable(store: &[u8], password: Option<&str>) -> Result<Vec<Vec<u8>>, Error>
         if store.len() < 32 {
             return Err(format_error("too short"));
         }
-        let body = &store[..store.len() - 20];
+        let (body, digest) = store.split_at(store.len() - jks::DIGEST_LEN);
         if let Some(password) = password
-            && integrity(password, body) != store[store.len() - 20..]
+            && jks::integrity(password, body) != digest
         {
             return Err(Error::WrongPassword);
         }
-        Ok(parse_jks(body)?
-            .ders
-            .into_iter()
-            .map(<[u8]>::to_vec)
-            .collect())
+        Ok(jks_trusted(body)?.into_iter().map(<[u8]>::to_vec).collect())
     } else {
         match password {
             None => super::java_p12::plain_certificates(store),
