@@ -1,4 +1,5 @@
-//! Trust stores: which paths hold the system's and runtimes' trust anchors, and whether an
+//! Trust stores: which paths hold the system's and runtimes' trust anchors (`CATALOGUE`, the one
+//! list that scanning and `inject` both use), and whether an
 //! anchor is in Mozilla's root program (the certificates compiled into `webpki-root-certs`),
 //! was in it once (`mozilla-history.txt`: an out-of-date distro bundle), or never was.
 //!
@@ -10,36 +11,162 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-/// Path patterns of trust stores, with the store's name.
-const STORES: &[(&str, &str)] = &[
-    ("/etc/ssl/certs/java/cacerts", "java-cacerts"),
-    ("/etc/ssl/certs/", "debian-alpine-certs"),
-    ("/usr/share/ca-certificates/", "debian-ca-certificates"),
-    ("/usr/local/share/ca-certificates/", "debian-local-anchors"),
-    ("/etc/ssl/cert.pem", "alpine-openssl-bundle"),
-    ("/etc/ssl/ca-bundle.pem", "suse-bundle"),
-    ("/etc/pki/ca-trust/", "rhel-ca-trust"),
-    ("/etc/pki/tls/certs/ca-bundle", "rhel-tls-bundle"),
-    ("/etc/pki/tls/cert.pem", "rhel-tls-bundle"),
-    ("/etc/pki/java/cacerts", "java-cacerts"),
-    ("/usr/share/pki/ca-trust-source/", "rhel-ca-trust"),
-    ("/usr/share/pki/trust/", "suse-trust"),
-    ("/var/lib/ca-certificates/", "suse-ca-certificates"),
-    ("/etc/ca-certificates/", "ca-certificates"),
-];
+/// The system bundle `inject` creates in an image that has none (and points `SSL_CERT_FILE` at).
+pub const CREATED_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// How a catalogue entry matches a path.
+#[derive(Clone, Copy, Debug)]
+pub enum Pattern {
+    Exact(&'static str),
+    /// Every path under a directory, or starting with a file-name prefix.
+    Prefix(&'static str),
+    /// Any path ending so, wherever a runtime is installed.
+    Suffix(&'static str),
+}
+
+impl Pattern {
+    fn matches(self, path: &str) -> bool {
+        match self {
+            Self::Exact(exact) => path == exact,
+            Self::Prefix(prefix) => path.starts_with(prefix) || path == prefix,
+            Self::Suffix(suffix) => path.ends_with(suffix),
+        }
+    }
+}
+
+/// What `inject` does with a store of the catalogue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A PEM bundle that OpenSSL, GnuTLS, NSS or Go read on some distribution: the CAs are
+    /// appended (and the first one is created when an image has none).
+    SystemBundle,
+    /// A Java `cacerts` (JKS, JCEKS or PKCS#12): trusted entries are added.
+    JavaStore,
+    /// Python `certifi`'s bundle: the CAs are appended.
+    Certifi,
+    /// Scanned for anchors only.
+    ScanOnly,
+}
+
+/// One trust store: where it is, its name in reports, and its role in injection.
+#[derive(Clone, Copy, Debug)]
+pub struct Store {
+    pub pattern: Pattern,
+    pub name: &'static str,
+    pub role: Role,
+}
+
+const fn store(pattern: Pattern, name: &'static str, role: Role) -> Store {
+    Store {
+        pattern,
+        name,
+        role,
+    }
+}
+
+/// Every trust store ocicert knows, for scanning (the first match names a path's store) and
+/// for injection (system bundles are tried in this order). Adding a trust store is one row.
+pub const CATALOGUE: &[Store] = {
+    use Pattern::{Exact, Prefix, Suffix};
+    use Role::{Certifi, JavaStore, ScanOnly, SystemBundle};
+    &[
+        store(Suffix("/certifi/cacert.pem"), "python-certifi", Certifi),
+        store(Suffix("/lib/security/cacerts"), "java-cacerts", JavaStore),
+        store(
+            Exact("/etc/ssl/certs/java/cacerts"),
+            "java-cacerts",
+            JavaStore,
+        ),
+        store(
+            Exact("/etc/pki/ca-trust/extracted/java/cacerts"),
+            "rhel-ca-trust",
+            JavaStore,
+        ),
+        store(Exact("/etc/pki/java/cacerts"), "java-cacerts", JavaStore),
+        store(Exact(CREATED_BUNDLE), "debian-alpine-certs", SystemBundle),
+        store(
+            Exact("/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"),
+            "rhel-ca-trust",
+            SystemBundle,
+        ),
+        store(
+            Exact("/etc/pki/tls/certs/ca-bundle.crt"),
+            "rhel-tls-bundle",
+            SystemBundle,
+        ),
+        store(
+            Exact("/etc/pki/tls/cert.pem"),
+            "rhel-tls-bundle",
+            SystemBundle,
+        ),
+        store(
+            Exact("/etc/ssl/cert.pem"),
+            "alpine-openssl-bundle",
+            SystemBundle,
+        ),
+        store(Exact("/etc/ssl/ca-bundle.pem"), "suse-bundle", SystemBundle),
+        store(
+            Exact("/var/lib/ca-certificates/ca-bundle.pem"),
+            "suse-ca-certificates",
+            SystemBundle,
+        ),
+        store(Prefix("/etc/ssl/certs/"), "debian-alpine-certs", ScanOnly),
+        store(
+            Prefix("/usr/share/ca-certificates/"),
+            "debian-ca-certificates",
+            ScanOnly,
+        ),
+        store(
+            Prefix("/usr/local/share/ca-certificates/"),
+            "debian-local-anchors",
+            ScanOnly,
+        ),
+        store(Prefix("/etc/pki/ca-trust/"), "rhel-ca-trust", ScanOnly),
+        store(
+            Prefix("/etc/pki/tls/certs/ca-bundle"),
+            "rhel-tls-bundle",
+            ScanOnly,
+        ),
+        store(
+            Prefix("/usr/share/pki/ca-trust-source/"),
+            "rhel-ca-trust",
+            ScanOnly,
+        ),
+        store(Prefix("/usr/share/pki/trust/"), "suse-trust", ScanOnly),
+        store(
+            Prefix("/var/lib/ca-certificates/"),
+            "suse-ca-certificates",
+            ScanOnly,
+        ),
+        store(Prefix("/etc/ca-certificates/"), "ca-certificates", ScanOnly),
+    ]
+};
+
+/// The catalogue entry a path belongs to, if any.
+pub fn catalogue_entry(path: &str) -> Option<&'static Store> {
+    CATALOGUE.iter().find(|store| store.pattern.matches(path))
+}
 
 /// The trust store a path belongs to, if any.
 pub fn store_of(path: &str) -> Option<&'static str> {
-    if path.ends_with("/certifi/cacert.pem") {
-        return Some("python-certifi");
-    }
-    if path.ends_with("/lib/security/cacerts") {
-        return Some("java-cacerts");
-    }
-    STORES
-        .iter()
-        .find(|(prefix, _)| path.starts_with(prefix) || *prefix == path)
-        .map(|(_, name)| *name)
+    catalogue_entry(path).map(|store| store.name)
+}
+
+/// Whether `inject` treats `path` as a store of `role`.
+pub fn has_role(path: &str, role: Role) -> bool {
+    catalogue_entry(path).is_some_and(|store| store.role == role)
+}
+
+/// The system bundles, in the order injection tries them.
+pub fn system_bundles() -> impl Iterator<Item = &'static str> {
+    CATALOGUE.iter().filter_map(|store| match store {
+        Store {
+            pattern: Pattern::Exact(path),
+            role: Role::SystemBundle,
+            ..
+        } => Some(*path),
+        _ => None,
+    })
 }
 
 /// SPKI SHA-256 of every root in Mozilla's current TLS root store.
@@ -133,6 +260,37 @@ pub fn in_mozilla_roots(spki_sha256: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_catalogue_gives_injection_its_stores_in_order() {
+        let bundles: Vec<&str> = system_bundles().collect();
+        assert_eq!(bundles[0], CREATED_BUNDLE);
+        assert!(bundles.contains(&"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"));
+        assert_eq!(bundles.len(), 7);
+        for java in [
+            "/usr/lib/jvm/java-17-openjdk-amd64/lib/security/cacerts",
+            "/etc/ssl/certs/java/cacerts",
+            "/etc/pki/ca-trust/extracted/java/cacerts",
+            "/etc/pki/java/cacerts",
+        ] {
+            assert!(has_role(java, Role::JavaStore), "{java}");
+        }
+        assert!(has_role(
+            "/usr/lib/python3/dist-packages/pip/_vendor/certifi/cacert.pem",
+            Role::Certifi
+        ));
+        assert!(!has_role(
+            "/etc/ssl/certs/ca-certificates.crt",
+            Role::JavaStore
+        ));
+        assert!(has_role("/etc/ssl/certs/1234abcd.0", Role::ScanOnly));
+        // Every store injection edits is also one that scanning reports.
+        for store in CATALOGUE.iter().filter(|s| s.role != Role::ScanOnly) {
+            if let Pattern::Exact(path) = store.pattern {
+                assert_eq!(store_of(path), Some(store.name), "{path}");
+            }
+        }
+    }
 
     #[test]
     fn recognises_distro_and_runtime_stores() {

@@ -301,8 +301,7 @@ fn enrollment(
         Some(Enroll::Flags(flags)) => {
             let mut flags = flags.clone();
             if flags.get("tls_ca_file").is_none()
-                && let Some(bundle) = plan::SYSTEM_BUNDLES
-                    .iter()
+                && let Some(bundle) = crate::truststore::system_bundles()
                     .filter_map(|bundle| view.resolve(bundle))
                     .find(|target| plan.entries.contains_key(target) || view.exists(target))
             {

@@ -6,20 +6,10 @@
 
 use super::fsview::View;
 use super::java;
+use crate::truststore::{self, Role};
 use crate::x509::CertInfo;
 use base64::Engine as _;
 use std::collections::{BTreeMap, HashMap};
-
-/// Bundles that OpenSSL, GnuTLS, NSS or Go read on some distro (tried in this order).
-pub const SYSTEM_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/pki/tls/cert.pem",
-    "/etc/ssl/cert.pem",
-    "/etc/ssl/ca-bundle.pem",
-    "/var/lib/ca-certificates/ca-bundle.pem",
-];
 
 /// The file with only the injected CAs (for `NODE_EXTRA_CA_CERTS`).
 pub const INJECTED_ONLY: &str = "/usr/local/share/ocicert/injected-cas.pem";
@@ -141,17 +131,11 @@ pub enum Error {
 }
 
 fn is_java_store(path: &str) -> bool {
-    path.ends_with("/lib/security/cacerts")
-        || matches!(
-            path,
-            "/etc/ssl/certs/java/cacerts"
-                | "/etc/pki/ca-trust/extracted/java/cacerts"
-                | "/etc/pki/java/cacerts"
-        )
+    truststore::has_role(path, Role::JavaStore)
 }
 
 fn is_certifi(path: &str) -> bool {
-    path.ends_with("/certifi/cacert.pem")
+    truststore::has_role(path, Role::Certifi)
 }
 
 /// The resolved files whose current contents the plan needs.
@@ -166,7 +150,7 @@ pub fn needed_files(view: &View) -> Vec<String> {
         }
     };
     OS_RELEASE.iter().for_each(|p| push(p));
-    SYSTEM_BUNDLES.iter().for_each(|p| push(p));
+    truststore::system_bundles().for_each(&mut push);
     let candidates: Vec<String> = view
         .paths()
         .filter(|p| is_java_store(p) || is_certifi(p))
@@ -291,7 +275,7 @@ pub fn plan(
     let mut written: Vec<String> = Vec::new();
 
     // System bundles, each resolved target once.
-    for bundle in SYSTEM_BUNDLES {
+    for bundle in truststore::system_bundles() {
         let Some(target) = view.resolve(bundle) else {
             continue;
         };
@@ -322,7 +306,7 @@ pub fn plan(
     }
     let no_store = written.is_empty();
     if no_store {
-        let path = SYSTEM_BUNDLES[0].to_string();
+        let path = truststore::CREATED_BUNDLE.to_string();
         plan.actions
             .push(format!("create system bundle {path} (the image has none)"));
         plan.entries.insert(
@@ -445,7 +429,7 @@ pub fn plan(
     // Environment.
     let mut wanted = vec![("NODE_EXTRA_CA_CERTS", INJECTED_ONLY.to_string())];
     if no_store {
-        wanted.push(("SSL_CERT_FILE", SYSTEM_BUNDLES[0].to_string()));
+        wanted.push(("SSL_CERT_FILE", truststore::CREATED_BUNDLE.to_string()));
     }
     for (name, value) in wanted {
         let previous = env_value(env, name).map(str::to_string);
