@@ -18,7 +18,7 @@ mod delivery;
 
 pub use api::ListQuery;
 use api::{api_certificates, api_findings, api_image, api_images, api_jobs, readyz};
-use delivery::{distribution_hook, dockerhub_hook, github_hook, header_text};
+use delivery::{SOURCES, deliver, header_text};
 pub mod config;
 pub mod hooks;
 pub mod metrics;
@@ -170,10 +170,21 @@ pub fn app(state: Arc<App>) -> Router {
             state.clone(),
             access::require_read_token,
         ));
-    Router::new()
-        .route("/hooks/distribution", post(distribution_hook))
-        .route("/hooks/dockerhub/{secret}", post(dockerhub_hook))
-        .route("/hooks/github", post(github_hook))
+    let mut hooks = Router::new();
+    for source in &SOURCES {
+        hooks = hooks.route(
+            source.route,
+            post(
+                move |State(state): State<Arc<App>>,
+                      params: axum::extract::RawPathParams,
+                      headers: HeaderMap,
+                      body: axum::body::Body| {
+                    deliver(source, state, params, headers, body)
+                },
+            ),
+        );
+    }
+    hooks
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .merge(read)
