@@ -25,6 +25,8 @@ pub mod pipeline;
 pub mod policy;
 pub mod registry;
 pub mod report;
+#[cfg(test)]
+mod rule_rows;
 pub mod scan;
 pub mod serve;
 pub mod sign;

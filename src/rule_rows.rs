@@ -1,0 +1,176 @@
+//! One row per rule: files that, scanned and analysed together, produce a finding of that rule.
+//! A rule without a row fails the test, so every rule id a user can see is shown to be
+//! reachable. (Test-only; each detector's own examples are in `detect::examples`.)
+
+use crate::analyze::{Context, Observation, analyze};
+use crate::detect::{Artifact, Options, scan_file};
+use crate::finding::{Location, Rule};
+
+/// 2026-06-01T00:00:00Z, the clock the fixtures were made for.
+const NOW: i64 = 1_780_272_000;
+
+/// Where a file is in the image, and what it holds.
+enum Content {
+    Fixture(&'static str),
+    Bytes(&'static [u8]),
+    /// Fixtures concatenated into one file (a bundle).
+    Bundle(&'static [&'static str]),
+}
+
+/// (the rule, the files in the image: path and content)
+const ROWS: &[(Rule, &[(&str, Content)])] = {
+    use Content::{Bundle, Bytes, Fixture};
+    &[
+        (
+            Rule::CaPrivateKey,
+            &[
+                ("/srv/ca.pem", Fixture("certs/root-ca.pem")),
+                ("/srv/ca.key", Fixture("keys/root-ca.key")),
+            ],
+        ),
+        (
+            Rule::IdentityKeyPair,
+            &[
+                ("/srv/tls.crt", Fixture("certs/leaf.pem")),
+                ("/srv/tls.key", Fixture("keys/leaf.key")),
+            ],
+        ),
+        (
+            Rule::PrivateKey,
+            &[("/root/key.pem", Fixture("keys/rsa-pkcs8.pem"))],
+        ),
+        (
+            Rule::PrivateKeyEncrypted,
+            &[("/root/key.pem", Fixture("keys/encrypted-pkcs8.pem"))],
+        ),
+        (
+            Rule::KeystorePrivateKey,
+            &[("/app/keystore.p12", Fixture("certs/bundle.p12"))],
+        ),
+        (
+            Rule::KeystoreUnknownPassword,
+            &[("/app/secret.p12", Fixture("certs/bundle-secret.p12"))],
+        ),
+        (
+            Rule::KeystoreUnparseable,
+            &[("/app/broken.p12", Bytes(b"this is not a keystore"))],
+        ),
+        (
+            Rule::CertExpired,
+            &[("/srv/old.pem", Fixture("certs/expired.pem"))],
+        ),
+        (
+            Rule::CertExpiring,
+            &[("/srv/soon.pem", Fixture("certs/expiring.pem"))],
+        ),
+        (
+            Rule::CertNotYetValid,
+            &[("/srv/future.pem", Fixture("certs/not-yet-valid.pem"))],
+        ),
+        (
+            Rule::WeakKey,
+            &[("/srv/weak.pem", Fixture("certs/rsa1024-weak.pem"))],
+        ),
+        (
+            Rule::WeakSignature,
+            &[("/srv/sha1.pem", Fixture("certs/sha1-signed.pem"))],
+        ),
+        (
+            Rule::SelfSignedLeaf,
+            &[("/srv/self.pem", Fixture("certs/self-signed-leaf.pem"))],
+        ),
+        (
+            Rule::UnknownTrustAnchor,
+            &[(
+                "/etc/ssl/certs/ca-certificates.crt",
+                Bundle(&["certs/root-ca.pem"]),
+            )],
+        ),
+        (
+            Rule::RemovedTrustAnchor,
+            &[(
+                "/etc/ssl/certs/ca-certificates.crt",
+                Bundle(&["public/removed-root-baltimore.pem"]),
+            )],
+        ),
+        (
+            Rule::PemUnparseable,
+            &[(
+                "/srv/broken.pem",
+                Bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+            )],
+        ),
+        (
+            Rule::DerUnparseable,
+            &[(
+                "/srv/broken.der",
+                Bytes(b"\x30\x82\x05\x00\x30\x82\x04\xff\x02\x01"),
+            )],
+        ),
+        (
+            // A file too large to open whole is noted; the note is what the analysis reports.
+            Rule::ScanIncomplete,
+            &[("/srv/huge.jar", Bytes(b""))],
+        ),
+    ]
+};
+
+fn fixture(name: &str) -> Vec<u8> {
+    fs_err::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn observations(rule: Rule, files: &[(&str, Content)]) -> Vec<Observation> {
+    let mut out = Vec::new();
+    for (path, content) in files {
+        let bytes = match content {
+            Content::Fixture(name) => fixture(name),
+            Content::Bytes(bytes) => bytes.to_vec(),
+            Content::Bundle(names) => names.iter().flat_map(|n| fixture(n)).collect(),
+        };
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let mut detections: Vec<Artifact> = scan_file(name, &bytes, &Options::default())
+            .into_iter()
+            .map(|d| d.artifact)
+            .collect();
+        if rule == Rule::ScanIncomplete {
+            detections.push(Artifact::LimitReached {
+                reason: "archive larger than 32 MiB was not opened".into(),
+            });
+        }
+        out.extend(detections.into_iter().map(|artifact| Observation {
+            artifact,
+            location: Location {
+                path: Some((*path).to_string()),
+                in_final_image: true,
+                ..Location::default()
+            },
+        }));
+    }
+    out
+}
+
+#[test]
+fn every_rule_has_a_row_that_produces_it() {
+    let context = Context {
+        now: NOW,
+        expiry_warn_days: 30,
+    };
+    for rule in Rule::ALL {
+        let (_, files) = ROWS
+            .iter()
+            .find(|(r, _)| r == rule)
+            .unwrap_or_else(|| panic!("rule `{}` has no row in ROWS", rule.id()));
+        let (findings, _) = analyze(observations(*rule, files), context);
+        assert!(
+            findings.iter().any(|f| f.rule == *rule),
+            "`{}` was not produced; got {:?}",
+            rule.id(),
+            findings.iter().map(|f| f.rule.id()).collect::<Vec<_>>()
+        );
+    }
+}
