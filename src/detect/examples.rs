@@ -204,3 +204,37 @@ fn a_deeper_limit_reaches_the_deep_key() {
         .collect();
     assert_eq!(found, ["key:SEC1:ec"]);
 }
+
+/// The ruleset version (the layer cache's key) that goes with the examples' expected output,
+/// and a hash of that output. Changing what a detector reports means changing `EXAMPLES`, which
+/// changes the hash: the test below then fails until `RULESET_VERSION` is bumped and the new
+/// pair stored here, so a cache can never serve layer results of an older ruleset.
+const RULESET_PIN: (&str, &str) = (
+    "rules.4",
+    "185287d626f4fe897d0e63912220d608ca142244a78f4a8a002bf61f8d8fa83b",
+);
+
+#[test]
+fn the_ruleset_version_moves_with_what_the_detectors_report() {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    for (fixture, expected) in EXAMPLES {
+        hasher.update(fixture.as_bytes());
+        for summary in *expected {
+            hasher.update(b"\t");
+            hasher.update(summary.as_bytes());
+        }
+        hasher.update(b"\n");
+    }
+    let hash = hex::encode(hasher.finalize());
+    let version = super::RULESET_VERSION
+        .rsplit('+')
+        .next()
+        .unwrap_or_default();
+    assert_eq!(
+        (version, hash.as_str()),
+        RULESET_PIN,
+        "the examples' output changed: bump RULESET_VERSION in src/detect/mod.rs and store the \
+         new (version, hash) pair in RULESET_PIN"
+    );
+}
