@@ -234,10 +234,7 @@ mod tests {
     use super::*;
 
     fn truststore() -> Vec<u8> {
-        fs_err::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/certs/truststore.jks"),
-        )
-        .unwrap()
+        crate::test_fixtures::fixture("certs/truststore.jks")
     }
 
     #[test]

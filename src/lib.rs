@@ -31,5 +31,7 @@ pub mod scan;
 pub mod serve;
 pub mod sign;
 pub mod store;
+#[cfg(test)]
+mod test_fixtures;
 pub mod truststore;
 pub mod x509;

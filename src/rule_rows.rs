@@ -5,6 +5,7 @@
 use crate::analyze::{Context, Observation, analyze};
 use crate::detect::{Artifact, Options, scan_file};
 use crate::finding::{Location, Rule};
+use crate::test_fixtures::fixture;
 
 /// 2026-06-01T00:00:00Z, the clock the fixtures were made for.
 const NOW: i64 = 1_780_272_000;
@@ -114,15 +115,6 @@ const ROWS: &[(Rule, &[(&str, Content)])] = {
         ),
     ]
 };
-
-fn fixture(name: &str) -> Vec<u8> {
-    fs_err::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures")
-            .join(name),
-    )
-    .unwrap()
-}
 
 fn observations(rule: Rule, files: &[(&str, Content)]) -> Vec<Observation> {
     let mut out = Vec::new();

@@ -128,15 +128,7 @@ pub fn inject(
         );
     }
     let (view, contents) = read_view(store, &image, request.cache.as_ref())?;
-    let env: Vec<String> = config
-        .pointer("/config/Env")
-        .and_then(Value::as_array)
-        .map(|e| {
-            e.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let env = build::config_env(&config);
     let mut plan =
         plan::plan(&view, &contents, request.cas, &env, &request.settings).map_err(|source| {
             Error::Plan {

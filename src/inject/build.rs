@@ -127,22 +127,27 @@ pub fn strip_previous(config: &Value, manifest: &Value) -> Option<(Value, Value,
     Some((config, manifest, base))
 }
 
-/// The config with the new layer, env, labels and history entry.
-pub fn edit_config(config: &Value, layer: &Layer, plan: &Plan, cas: &[Ca], base: &Base) -> Value {
-    let mut config = config.clone();
-    if !config.get("config").is_some_and(Value::is_object) {
-        config["config"] = json!({});
-    }
-    let inner = &mut config["config"];
-    let mut env: Vec<String> = inner
-        .get("Env")
+/// The image's `config.Env`, as strings.
+pub fn config_env(config: &Value) -> Vec<String> {
+    config
+        .pointer("/config/Env")
         .and_then(Value::as_array)
         .map(|e| {
             e.iter()
                 .filter_map(|v| v.as_str().map(str::to_string))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The config with the new layer, env, labels and history entry.
+pub fn edit_config(config: &Value, layer: &Layer, plan: &Plan, cas: &[Ca], base: &Base) -> Value {
+    let mut config = config.clone();
+    if !config.get("config").is_some_and(Value::is_object) {
+        config["config"] = json!({});
+    }
+    let mut env = config_env(&config);
+    let inner = &mut config["config"];
     plan::apply_env(&mut env, &plan.env);
     if !env.is_empty() {
         inner["Env"] = json!(env);

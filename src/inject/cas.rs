@@ -100,15 +100,7 @@ pub fn load(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        fs_err::read(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures")
-                .join(name),
-        )
-        .unwrap()
-    }
+    use crate::test_fixtures::fixture;
 
     #[test]
     fn a_ca_is_read_once_and_a_leaf_or_garbage_is_refused() {

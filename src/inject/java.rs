@@ -216,15 +216,7 @@ pub(super) fn check_read_back(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        fs_err::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures")
-                .join(name),
-        )
-        .unwrap()
-    }
+    use crate::test_fixtures::fixture;
 
     fn leaf_der() -> Vec<u8> {
         crate::detect::pem::blocks(&fixture("certs/leaf.pem"))

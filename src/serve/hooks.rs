@@ -231,12 +231,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        fs_err::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures/webhooks")
-                .join(name),
-        )
-        .unwrap()
+        crate::test_fixtures::fixture(&format!("webhooks/{name}"))
     }
 
     const DIGEST: &str = "sha256:4039eae5bb01d163c6c571327860b577082a5682aefc27a47aacca4a2df42c9a";
