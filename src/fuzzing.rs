@@ -55,7 +55,7 @@ pub fn pem(data: &[u8]) {
 /// DER certificate, key and CSR sniffing.
 pub fn der(data: &[u8]) {
     let _ = detect::der::outer_len(data);
-    let _ = detect::der::detect(data, "fuzz.der", &Options::default());
+    let _ = detect::der::detect(data, "fuzz.der");
     let _ = detect::der::csr_subject(data);
 }
 

@@ -284,3 +284,21 @@ fn scan_tar(
         );
     }
 }
+
+/// Archives are containers, not a `Detector`: their entries run through the table again.
+pub const EXAMPLES: super::Examples = super::Examples {
+    module: "archive",
+    positive: &[
+        (
+            "archives/app.jar",
+            &["key:PKCS#8:rsa", "cert:Pem:CN=app.example.test"],
+        ),
+        (
+            "archives/nested.war",
+            &["key:PKCS#8:rsa", "cert:Pem:CN=app.example.test"],
+        ),
+        ("archives/deep.zip", &["limit"]),
+        ("archives/bomb.zip", &["limit"]),
+    ],
+    negative: &[("negative/no-secrets.jar", &[])],
+};

@@ -5,7 +5,7 @@
 //! tried, so arbitrary binaries that start with 0x30 cost a few byte comparisons. Extensions are
 //! used only to decide whether a non-parsing file deserves a `der-unparseable` note.
 
-use super::{Artifact, CertEncoding, Options, UnparseableKind, has_extension};
+use super::{Artifact, CertEncoding, UnparseableKind, has_extension};
 use crate::keys::{self, KeyFormat};
 use x509_parser::prelude::FromDer;
 
@@ -26,25 +26,72 @@ pub fn outer_len(data: &[u8]) -> Option<usize> {
     Some(2 + count + len)
 }
 
-/// Detects DER structures in a file that starts with a SEQUENCE tag.
-pub fn detect(data: &[u8], lower_name: &str, options: &Options) -> Vec<Artifact> {
-    let crypto_name = has_extension(lower_name, CRYPTO_EXTENSIONS);
+/// How a file's outer DER element relates to the file.
+pub enum Span<'a> {
+    /// The element spans the whole file (trailing whitespace or NULs allowed).
+    Whole(&'a [u8]),
+    /// The header is not DER, or the element is longer than the file.
+    Broken(&'static str),
+    /// Bytes follow the element: an arbitrary binary that happens to start with 0x30.
+    Trailing,
+}
+
+/// Where the outer DER element of `data` ends.
+pub fn span(data: &[u8]) -> Span<'_> {
     let Some(total) = outer_len(data) else {
-        return unparseable(crypto_name, "the DER header is malformed");
+        return Span::Broken("the DER header is malformed");
     };
     if total > data.len() {
-        return unparseable(
-            crypto_name,
-            "the file is shorter than its DER header says (truncated)",
-        );
+        return Span::Broken("the file is shorter than its DER header says (truncated)");
     }
     if !data[total..]
         .iter()
         .all(|b| b.is_ascii_whitespace() || *b == 0)
     {
-        return Vec::new();
+        return Span::Trailing;
     }
-    let der = &data[..total];
+    Span::Whole(&data[..total])
+}
+
+/// DER files: only files that start with a SEQUENCE tag are tried.
+pub const DETECTOR: super::Detector = super::Detector {
+    name: "der",
+    detect: |input| {
+        if input.data.first() == Some(&0x30) {
+            detect(input.data, input.lower_name)
+        } else {
+            Vec::new()
+        }
+    },
+    examples: &[EXAMPLES],
+};
+
+pub const EXAMPLES: super::Examples = super::Examples {
+    module: "der",
+    positive: &[
+        ("certs/leaf.der", &["cert:Der:CN=app.example.test"]),
+        (
+            "certs/blob-self-signed.bin",
+            &["cert:Der:CN=selfsigned.example.test"],
+        ),
+        ("keys/rsa-pkcs1.der", &["key:PKCS#1:rsa"]),
+        ("keys/ec-sec1-nopub.der", &["key:SEC1:ec"]),
+        ("keys/ed25519.der", &["key:PKCS#8:ed25519"]),
+        ("keys/dsa-pkcs8.der", &["key:PKCS#8:dsa"]),
+    ],
+    // Starts like a DER SEQUENCE spanning the file, then claims a 2 GiB INTEGER.
+    negative: &[("negative/random.bin", &[])],
+};
+
+/// Detects DER structures in a file that starts with a SEQUENCE tag. A PKCS#12 file is left to
+/// the `pkcs12` detector.
+pub fn detect(data: &[u8], lower_name: &str) -> Vec<Artifact> {
+    let crypto_name = has_extension(lower_name, CRYPTO_EXTENSIONS);
+    let der = match span(data) {
+        Span::Whole(der) => der,
+        Span::Broken(reason) => return unparseable(crypto_name, reason),
+        Span::Trailing => return Vec::new(),
+    };
     if let Ok(info) = crate::x509::analyze(der) {
         return vec![Artifact::Certificate {
             info: Box::new(info),
@@ -52,7 +99,7 @@ pub fn detect(data: &[u8], lower_name: &str, options: &Options) -> Vec<Artifact>
         }];
     }
     if super::pkcs12::looks_like(der) {
-        return super::pkcs12::detect(der, options);
+        return Vec::new();
     }
     let key = |info| {
         vec![Artifact::Key {
@@ -116,11 +163,7 @@ mod tests {
 
     #[test]
     fn truncated_der_with_a_key_name_is_reported() {
-        let found = detect(
-            &[0x30, 0x82, 0x10, 0x00, 1, 2],
-            "server.key",
-            &Options::default(),
-        );
+        let found = detect(&[0x30, 0x82, 0x10, 0x00, 1, 2], "server.key");
         assert!(matches!(
             &found[..],
             [Artifact::Unparseable {
@@ -128,13 +171,6 @@ mod tests {
                 ..
             }]
         ));
-        assert!(
-            detect(
-                &[0x30, 0x82, 0x10, 0x00, 1, 2],
-                "blob.bin",
-                &Options::default()
-            )
-            .is_empty()
-        );
+        assert!(detect(&[0x30, 0x82, 0x10, 0x00, 1, 2], "blob.bin").is_empty());
     }
 }

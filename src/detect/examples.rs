@@ -1,7 +1,8 @@
-//! Every detector's positive and negative examples, run as one test (Nosey Parker style).
-//! Each row names a fixture and the exact summary of what must be detected in it.
+//! Runs every detector's positive and negative examples (Nosey Parker style). The examples live
+//! in each `detect/<format>.rs` as an `Examples` value; each row names a fixture and the exact
+//! summary of what must be detected in it.
 
-use super::{Artifact, Options, scan_file};
+use super::{Artifact, DETECTORS, Examples, Options, scan_file};
 use std::path::Path;
 
 fn summary(artifact: &Artifact) -> String {
@@ -25,91 +26,53 @@ fn summary(artifact: &Artifact) -> String {
     }
 }
 
-/// (fixture, expected summaries in detection order)
-const EXAMPLES: &[(&str, &[&str])] = &[
-    ("certs/leaf.pem", &["cert:Pem:CN=app.example.test"]),
-    (
-        "certs/leaf-chain.pem",
-        &[
-            "cert:Pem:CN=app.example.test",
-            "cert:Pem:CN=ocicert Test Intermediate",
-        ],
-    ),
-    ("certs/leaf.der", &["cert:Der:CN=app.example.test"]),
-    (
-        "certs/blob-self-signed.bin",
-        &["cert:Der:CN=selfsigned.example.test"],
-    ),
-    (
-        "certs/trusted-cert.pem",
-        &["cert:TrustedPem:CN=ocicert Test Root CA, O=ocicert tests"],
-    ),
-    ("certs/csr.pem", &["csr:CN=csr.example.test"]),
-    ("keys/rsa-pkcs1.pem", &["key:PKCS#1:rsa"]),
-    ("keys/rsa-pkcs1.der", &["key:PKCS#1:rsa"]),
-    ("keys/rsa-pkcs8.pem", &["key:PKCS#8:rsa"]),
-    ("keys/ec-sec1.pem", &["key:SEC1:ec"]),
-    ("keys/ec-sec1-nopub.der", &["key:SEC1:ec"]),
-    ("keys/ed25519.der", &["key:PKCS#8:ed25519"]),
-    ("keys/dsa.pem", &["key:OpenSSL DSA:dsa"]),
-    ("keys/dsa-pkcs8.der", &["key:PKCS#8:dsa"]),
-    (
-        "keys/encrypted-pkcs8.pem",
-        &["key:encrypted PKCS#8:unknown:encrypted"],
-    ),
-    (
-        "keys/legacy-encrypted.pem",
-        &["key:legacy encrypted PEM:rsa:encrypted"],
-    ),
-    ("keys/openssh-ed25519", &["key:OpenSSH:ssh-ed25519"]),
-    (
-        "keys/openssh-rsa-encrypted",
-        &["key:OpenSSH:ssh-rsa:encrypted"],
-    ),
-    ("keys/pgp-private.asc", &["key:OpenPGP:pgp-eddsa"]),
-    ("keys/putty.ppk", &["key:PuTTY:ssh-ed25519"]),
-    ("elf/embedded-key.bin", &["key:SEC1:ec"]),
-    (
-        "certs/bundle.p12",
-        &[
-            "keystore:PKCS#12:WellKnownDefault",
-            "cert:Pkcs12:CN=app.example.test",
-            "cert:Pkcs12:CN=ocicert Test Intermediate",
-            "key:PKCS#12:ec:in-PKCS#12",
-        ],
-    ),
-    ("certs/bundle-secret.p12", &["keystore:PKCS#12:Unknown"]),
-    (
-        "certs/truststore.jks",
-        &[
-            "keystore:JKS:NotNeeded",
-            "cert:JavaKeystore:CN=ocicert Test Root CA, O=ocicert tests",
-            "cert:JavaKeystore:CN=ocicert Test Intermediate",
-        ],
-    ),
-    (
-        "archives/app.jar",
-        &["key:PKCS#8:rsa", "cert:Pem:CN=app.example.test"],
-    ),
-    (
-        "archives/nested.war",
-        &["key:PKCS#8:rsa", "cert:Pem:CN=app.example.test"],
-    ),
-    ("archives/deep.zip", &["limit"]),
-    ("archives/bomb.zip", &["limit"]),
-];
+/// Every module's examples: those of each detector in `DETECTORS`, and the archive container's.
+fn groups() -> impl Iterator<Item = &'static Examples> {
+    DETECTORS
+        .iter()
+        .flat_map(|detector| detector.examples.iter())
+        .chain(std::iter::once(&super::archive::EXAMPLES))
+}
 
-/// Fixtures that must produce nothing, or only the listed "unparseable" notes.
-const NEGATIVE_EXAMPLES: &[(&str, &[&str])] = &[
-    ("negative/docs-mention.md", &[]),
-    ("negative/random.bin", &[]),
-    ("negative/public-key.pem", &[]),
-    ("negative/ssh-public.pub", &[]),
-    ("negative/fake-pem.txt", &["unparseable:Pem"]),
-    ("negative/pem-strings.elf", &[]),
-    ("negative/not-a-keystore.jks", &["unparseable:Keystore"]),
-    ("negative/empty.p12", &["unparseable:Keystore"]),
-];
+/// Modules under `src/detect/` that are not file detectors: the table and this runner, and
+/// `config`, which reads the image config's JSON (its own unit tests are its examples).
+const NOT_DETECTORS: &[&str] = &["mod", "examples", "config"];
+
+#[test]
+fn every_detector_module_declares_positive_and_negative_examples() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/detect");
+    let mut modules: Vec<String> = fs_err::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let stem = path.file_stem()?.to_str()?.to_string();
+            (path.extension()? == "rs" || path.is_dir()).then_some(stem)
+        })
+        .filter(|module| !NOT_DETECTORS.contains(&module.as_str()))
+        .collect();
+    modules.sort();
+    let mut failures = Vec::new();
+    for module in &modules {
+        match groups().find(|group| group.module == module) {
+            None => failures.push(format!(
+                "src/detect/{module}.rs declares no examples reachable from DETECTORS"
+            )),
+            Some(group) if group.positive.is_empty() || group.negative.is_empty() => {
+                failures.push(format!(
+                    "src/detect/{module}.rs needs at least one positive and one negative example"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for detector in DETECTORS {
+        if detector.examples.is_empty() {
+            failures.push(format!("detector {} lists no examples", detector.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(modules.len() >= 8, "{modules:?}");
+}
 
 fn run(fixture: &str) -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -129,7 +92,7 @@ fn run(fixture: &str) -> Vec<String> {
 #[test]
 fn every_positive_example_is_detected_exactly() {
     let mut failures = Vec::new();
-    for (fixture, expected) in EXAMPLES {
+    for (fixture, expected) in groups().flat_map(|group| group.positive) {
         let got = run(fixture);
         let mut sorted_got = got.clone();
         sorted_got.sort();
@@ -145,7 +108,7 @@ fn every_positive_example_is_detected_exactly() {
 #[test]
 fn every_negative_example_stays_quiet() {
     let mut failures = Vec::new();
-    for (fixture, expected) in NEGATIVE_EXAMPLES {
+    for (fixture, expected) in groups().flat_map(|group| group.negative) {
         let got = run(fixture);
         if got != *expected {
             failures.push(format!("{fixture}: expected {expected:?}, got {got:?}"));
@@ -206,19 +169,21 @@ fn a_deeper_limit_reaches_the_deep_key() {
 }
 
 /// The ruleset version (the layer cache's key) that goes with the examples' expected output,
-/// and a hash of that output. Changing what a detector reports means changing `EXAMPLES`, which
+/// and a hash of that output. Changing what a detector reports means changing a module's `EXAMPLES`, which
 /// changes the hash: the test below then fails until `RULESET_VERSION` is bumped and the new
 /// pair stored here, so a cache can never serve layer results of an older ruleset.
 const RULESET_PIN: (&str, &str) = (
     "rules.4",
-    "185287d626f4fe897d0e63912220d608ca142244a78f4a8a002bf61f8d8fa83b",
+    "76430e34dfd2a79db61ba72c6eaa5c148b2ff0db675448c5abf8c0e17e7e4f86",
 );
 
 #[test]
 fn the_ruleset_version_moves_with_what_the_detectors_report() {
     use sha2::{Digest as _, Sha256};
     let mut hasher = Sha256::new();
-    for (fixture, expected) in EXAMPLES {
+    let mut rows: Vec<_> = groups().flat_map(|group| group.positive).collect();
+    rows.sort();
+    for (fixture, expected) in rows {
         hasher.update(fixture.as_bytes());
         for summary in *expected {
             hasher.update(b"\t");

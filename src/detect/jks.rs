@@ -94,3 +94,22 @@ fn key_from_chain(first: Option<&crate::x509::CertInfo>, protected: &[u8]) -> Ke
     }
     info
 }
+
+pub const DETECTOR: super::Detector = super::Detector {
+    name: "jks",
+    detect: |input| detect(input.data).unwrap_or_default(),
+    examples: &[EXAMPLES],
+};
+
+pub const EXAMPLES: super::Examples = super::Examples {
+    module: "jks",
+    positive: &[(
+        "certs/truststore.jks",
+        &[
+            "keystore:JKS:NotNeeded",
+            "cert:JavaKeystore:CN=ocicert Test Root CA, O=ocicert tests",
+            "cert:JavaKeystore:CN=ocicert Test Intermediate",
+        ],
+    )],
+    negative: &[("negative/not-a-keystore.jks", &["unparseable:Keystore"])],
+};

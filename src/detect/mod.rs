@@ -162,6 +162,49 @@ pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.4")
 /// streamed through the PEM scanner only (a certificate or key file is never this large).
 pub const MAX_WHOLE_FILE: u64 = 32 * 1024 * 1024;
 
+/// What every detector is given: one file's bytes and what is known about the file.
+pub struct Input<'a> {
+    /// The whole file (or archive entry).
+    pub data: &'a [u8],
+    /// The file name, lower-cased: for extension hints only, never to decide a format alone.
+    pub lower_name: &'a str,
+    /// Keystore passwords and limits.
+    pub options: &'a Options,
+}
+
+/// One detector: a pure function from a file's bytes to what the file holds, with the examples
+/// that prove it. Adding a key format means one module with one `DETECTOR` and its `EXAMPLES`,
+/// plus a row in `DETECTORS`.
+pub struct Detector {
+    /// Short name, for tests and docs.
+    pub name: &'static str,
+    /// Finds this detector's formats in one file; returns nothing for other formats.
+    pub detect: fn(&Input<'_>) -> Vec<Artifact>,
+    /// The examples of every module this detector relies on (PEM hands its blocks to the
+    /// OpenSSH and OpenPGP readers, so their examples run through it).
+    pub examples: &'static [Examples],
+}
+
+/// A detector module's examples: fixtures under `fixtures/`, each with the exact summaries a
+/// scan of that file must give (see `examples.rs` for the summary form). Negative examples
+/// must give nothing, or only the listed `unparseable` notes.
+pub struct Examples {
+    /// The module (file under `src/detect/`) that declares them.
+    pub module: &'static str,
+    pub positive: &'static [(&'static str, &'static [&'static str])],
+    pub negative: &'static [(&'static str, &'static [&'static str])],
+}
+
+/// Every detector, in the order their findings are listed for one file. Archives are not in
+/// the table: they are containers whose entries run through the table again (`archive::scan`).
+pub const DETECTORS: &[Detector] = &[
+    pem::DETECTOR,
+    putty::DETECTOR,
+    der::DETECTOR,
+    jks::DETECTOR,
+    pkcs12::DETECTOR,
+];
+
 /// Runs every detector over the bytes of one file. `name` is used for extension hints and
 /// archive-path display only; detection is by content.
 pub fn scan_file(name: &str, data: &[u8], options: &Options) -> Vec<Detection> {
@@ -186,33 +229,14 @@ fn scan_nested(
             archive_path: archive_path.map(str::to_string),
         });
     };
-    let program = is_program(data);
-    for block in pem::blocks(data) {
-        if let Some(artifact) = interpret_pem(&block)
-            && !(program && is_unparseable_pem(&artifact))
-        {
-            push(artifact);
-        }
-    }
-    if let Some(artifact) = putty::detect(data) {
-        push(artifact);
-    }
     let lower = name.to_ascii_lowercase();
-    if data.first() == Some(&0x30) {
-        let found = der::detect(data, &lower, options);
-        found.into_iter().for_each(&mut push);
-    } else if let Some(found) = jks::detect(data) {
-        found.into_iter().for_each(&mut push);
-    } else if has_extension(&lower, &["p12", "pfx"]) {
-        push(Artifact::Unparseable {
-            what: "PKCS#12 keystore".into(),
-            reason: if data.is_empty() {
-                "the file is empty".into()
-            } else {
-                "it is not DER".into()
-            },
-            kind: UnparseableKind::Keystore,
-        });
+    let input = Input {
+        data,
+        lower_name: &lower,
+        options,
+    };
+    for detector in DETECTORS {
+        (detector.detect)(&input).into_iter().for_each(&mut push);
     }
     if archive::is_archive(data, &lower) {
         archive::scan(name, data, options, depth, archive_path, budget, out);

@@ -61,3 +61,16 @@ pub fn from_public(data: &KeyData, format: KeyFormat) -> KeyInfo {
     }
     info
 }
+
+/// Read through the PEM detector (`OPENSSH PRIVATE KEY` blocks).
+pub const EXAMPLES: super::Examples = super::Examples {
+    module: "openssh",
+    positive: &[
+        ("keys/openssh-ed25519", &["key:OpenSSH:ssh-ed25519"]),
+        (
+            "keys/openssh-rsa-encrypted",
+            &["key:OpenSSH:ssh-rsa:encrypted"],
+        ),
+    ],
+    negative: &[("negative/ssh-public.pub", &[])],
+};

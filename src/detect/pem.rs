@@ -198,6 +198,60 @@ pub fn blocks_in_stream(
     }
 }
 
+/// PEM blocks of every label `interpret_pem` knows: certificates, requests, and private keys
+/// (PKCS#1, PKCS#8, SEC1, DSA, legacy-encrypted, OpenSSH, OpenPGP). In a compiled program, PEM
+/// markers without a valid body are string constants, not broken keys, and are left out.
+pub const DETECTOR: super::Detector = super::Detector {
+    name: "pem",
+    detect: |input| {
+        let program = super::is_program(input.data);
+        blocks(input.data)
+            .iter()
+            .filter_map(super::interpret_pem)
+            .filter(|artifact| !(program && super::is_unparseable_pem(artifact)))
+            .collect()
+    },
+    examples: &[EXAMPLES, super::openssh::EXAMPLES, super::pgp::EXAMPLES],
+};
+
+pub const EXAMPLES: super::Examples = super::Examples {
+    module: "pem",
+    positive: &[
+        ("certs/leaf.pem", &["cert:Pem:CN=app.example.test"]),
+        (
+            "certs/leaf-chain.pem",
+            &[
+                "cert:Pem:CN=app.example.test",
+                "cert:Pem:CN=ocicert Test Intermediate",
+            ],
+        ),
+        (
+            "certs/trusted-cert.pem",
+            &["cert:TrustedPem:CN=ocicert Test Root CA, O=ocicert tests"],
+        ),
+        ("certs/csr.pem", &["csr:CN=csr.example.test"]),
+        ("keys/rsa-pkcs1.pem", &["key:PKCS#1:rsa"]),
+        ("keys/rsa-pkcs8.pem", &["key:PKCS#8:rsa"]),
+        ("keys/ec-sec1.pem", &["key:SEC1:ec"]),
+        ("keys/dsa.pem", &["key:OpenSSL DSA:dsa"]),
+        (
+            "keys/encrypted-pkcs8.pem",
+            &["key:encrypted PKCS#8:unknown:encrypted"],
+        ),
+        (
+            "keys/legacy-encrypted.pem",
+            &["key:legacy encrypted PEM:rsa:encrypted"],
+        ),
+        ("elf/embedded-key.bin", &["key:SEC1:ec"]),
+    ],
+    negative: &[
+        ("negative/docs-mention.md", &[]),
+        ("negative/public-key.pem", &[]),
+        ("negative/fake-pem.txt", &["unparseable:Pem"]),
+        ("negative/pem-strings.elf", &[]),
+    ],
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

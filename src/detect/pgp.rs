@@ -158,3 +158,10 @@ pub fn analyze(data: &[u8]) -> Result<KeyInfo, Error> {
     info.encrypted = encrypted;
     Ok(info)
 }
+
+/// Read through the PEM detector (`PGP PRIVATE KEY BLOCK` armour).
+pub const EXAMPLES: super::Examples = super::Examples {
+    module: "pgp",
+    positive: &[("keys/pgp-private.asc", &["key:OpenPGP:pgp-eddsa"])],
+    negative: &[("negative/pgp-public.asc", &[])],
+};

@@ -18,6 +18,53 @@ pub fn looks_like(der: &[u8]) -> bool {
     der.get(content_start..content_start + 4) == Some(&[0x02, 0x01, 0x03, 0x30])
 }
 
+/// PKCS#12 files: a DER PFX anywhere, and a `.p12`/`.pfx` name on bytes that are neither DER nor
+/// a Java keystore (keytool writes JKS under those names too), which is noted as unparseable.
+pub const DETECTOR: super::Detector = super::Detector {
+    name: "pkcs12",
+    detect: |input| {
+        let data = input.data;
+        if data.first() == Some(&0x30) {
+            return match super::der::span(data) {
+                super::der::Span::Whole(der) if looks_like(der) => detect(der, input.options),
+                _ => Vec::new(),
+            };
+        }
+        if crate::jks::kind(data).is_some()
+            || !super::has_extension(input.lower_name, &["p12", "pfx"])
+        {
+            return Vec::new();
+        }
+        vec![Artifact::Unparseable {
+            what: "PKCS#12 keystore".into(),
+            reason: if data.is_empty() {
+                "the file is empty".into()
+            } else {
+                "it is not DER".into()
+            },
+            kind: UnparseableKind::Keystore,
+        }]
+    },
+    examples: &[EXAMPLES],
+};
+
+pub const EXAMPLES: super::Examples = super::Examples {
+    module: "pkcs12",
+    positive: &[
+        (
+            "certs/bundle.p12",
+            &[
+                "keystore:PKCS#12:WellKnownDefault",
+                "cert:Pkcs12:CN=app.example.test",
+                "cert:Pkcs12:CN=ocicert Test Intermediate",
+                "key:PKCS#12:ec:in-PKCS#12",
+            ],
+        ),
+        ("certs/bundle-secret.p12", &["keystore:PKCS#12:Unknown"]),
+    ],
+    negative: &[("negative/empty.p12", &["unparseable:Keystore"])],
+};
+
 /// Lists the certificates and keys of a PKCS#12 file.
 pub fn detect(der: &[u8], options: &Options) -> Vec<Artifact> {
     let candidates = std::iter::once(("", KeystorePassword::Empty))

@@ -48,3 +48,16 @@ pub fn detect(data: &[u8]) -> Option<Artifact> {
         },
     })
 }
+
+pub const DETECTOR: super::Detector = super::Detector {
+    name: "putty",
+    detect: |input| detect(input.data).into_iter().collect(),
+    examples: &[EXAMPLES],
+};
+
+pub const EXAMPLES: super::Examples = super::Examples {
+    module: "putty",
+    positive: &[("keys/putty.ppk", &["key:PuTTY:ssh-ed25519"])],
+    // The public key as PuTTYgen saves it (RFC 4716): not a secret.
+    negative: &[("negative/putty-public.pub", &[])],
+};
