@@ -11,8 +11,12 @@
 //!
 //! This module does not scan, talk HTTP or read the clock: callers pass `now` (Unix ms).
 
+mod ops;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
+
+pub use ops::rank;
 
 use crate::finding::Severity;
 use crate::report::Report;
@@ -411,137 +415,24 @@ pub enum Error {
     Task(#[from] tokio::task::JoinError),
     #[error("the database writer stopped before confirming the job")]
     Unconfirmed,
+    #[error("column {column} of a stored row is unexpectedly empty")]
+    Null { column: usize },
+    #[error(
+        "the database is at schema version {found}, newer than this ocicert knows ({known}); upgrade ocicert before using it"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("cannot apply schema migration {version}")]
+    Migration {
+        version: i64,
+        #[source]
+        source: Box<Self>,
+    },
 }
 
 /// The store: one SQLite file or one PostgreSQL database.
 pub enum Store {
     Sqlite(sqlite::Sqlite),
     Postgres(postgres::Postgres),
-}
-
-macro_rules! dispatch {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Self::Sqlite($store) => $call,
-            Self::Postgres($store) => $call,
-        }
-    };
-}
-
-impl Store {
-    /// Adds a scan job unless the same (registry, repository, digest) is already known; a new
-    /// tag for a known digest is remembered.
-    pub async fn enqueue(&self, job: &NewJob, now: i64) -> Result<Enqueued, Error> {
-        dispatch!(self, store => store.enqueue(job, now).await)
-    }
-
-    /// Requeues running jobs whose lease ran out (their process died or hung), or fails them
-    /// when they used up their attempts. Returns how many were requeued or failed.
-    pub async fn requeue_expired(&self, retry: Retry, now: i64) -> Result<u64, Error> {
-        dispatch!(self, store => store.requeue_expired(retry, now).await)
-    }
-
-    /// Claims the oldest ready job for `owner` until `lease_until`.
-    pub async fn claim(
-        &self,
-        owner: &str,
-        now: i64,
-        lease_until: i64,
-    ) -> Result<Option<Job>, Error> {
-        dispatch!(self, store => store.claim(owner, now, lease_until).await)
-    }
-
-    /// Extends a lease; `false` when `owner` no longer holds it.
-    pub async fn extend(&self, id: i64, owner: &str, lease_until: i64) -> Result<bool, Error> {
-        dispatch!(self, store => store.extend(id, owner, lease_until).await)
-    }
-
-    /// Marks a job done (storing the scan result, if any) when `owner` still holds its lease.
-    /// `false` means the lease was lost and nothing was stored.
-    pub async fn complete(
-        &self,
-        id: i64,
-        owner: &str,
-        result: Option<&ScanResult>,
-        now: i64,
-    ) -> Result<bool, Error> {
-        dispatch!(self, store => store.complete(id, owner, result, now).await)
-    }
-
-    /// Records a failed attempt: back to the queue until `retry_at`, or failed for good when
-    /// `retry_at` is `None`. `false` when `owner` no longer holds the lease.
-    pub async fn fail(
-        &self,
-        id: i64,
-        owner: &str,
-        error: &str,
-        retry_at: Option<i64>,
-        now: i64,
-    ) -> Result<bool, Error> {
-        dispatch!(self, store => store.fail(id, owner, error, retry_at, now).await)
-    }
-
-    /// Gives a claimed job back without counting the attempt (shutdown, rate limits): queued
-    /// again from `not_before`, with `error` noted when given.
-    pub async fn release(
-        &self,
-        id: i64,
-        owner: &str,
-        not_before: i64,
-        error: Option<&str>,
-    ) -> Result<(), Error> {
-        dispatch!(self, store => store.release(id, owner, not_before, error).await)
-    }
-
-    /// The latest scan job for `digest` and its report JSON when done.
-    pub async fn report(&self, digest: &str) -> Result<Option<(Job, Option<String>)>, Error> {
-        dispatch!(self, store => store.report(digest).await)
-    }
-
-    /// Findings stored for one scan job.
-    pub async fn job_findings(&self, job_id: i64) -> Result<Vec<FindingRow>, Error> {
-        dispatch!(self, store => store.job_findings(job_id).await)
-    }
-
-    /// Images (scan jobs) matching `query`, newest first.
-    pub async fn images(&self, query: &ImageQuery) -> Result<Vec<ImageRow>, Error> {
-        dispatch!(self, store => store.images(query).await)
-    }
-
-    /// Findings across all scanned images, most severe first.
-    pub async fn findings(&self, query: &FindingQuery) -> Result<Vec<ImageFinding>, Error> {
-        dispatch!(self, store => store.findings(query).await)
-    }
-
-    /// Distinct certificates across all scanned images, soonest expiry first, each with every
-    /// image and path it is in.
-    pub async fn certificates(
-        &self,
-        query: &CertificateQuery,
-    ) -> Result<Vec<InventoryEntry>, Error> {
-        let rows = dispatch!(self, store => store.certificates(query).await)?;
-        Ok(group_inventory(rows))
-    }
-
-    /// Stored findings per severity, across all images.
-    pub async fn severity_counts(&self) -> Result<Vec<(String, i64)>, Error> {
-        dispatch!(self, store => store.severity_counts().await)
-    }
-
-    /// Jobs of every kind, newest first; only those for `digest` when given.
-    pub async fn jobs(&self, digest: Option<&str>, limit: u32) -> Result<Vec<Job>, Error> {
-        dispatch!(self, store => store.jobs(digest, limit).await)
-    }
-
-    /// How many jobs are in each (kind, state).
-    pub async fn counts(&self) -> Result<Vec<(Kind, State, i64)>, Error> {
-        dispatch!(self, store => store.counts().await)
-    }
-
-    /// Checks that the database answers.
-    pub async fn ping(&self) -> Result<(), Error> {
-        dispatch!(self, store => store.ping().await)
-    }
 }
 
 #[cfg(test)]

@@ -6,76 +6,22 @@
 //! across a power cut. That costs one fsync per commit (about 500 a second on the disks measured
 //! here), so deliveries arriving together share one: `enqueue` is a group commit. A claim is one
 //! `UPDATE … RETURNING`, atomic in SQLite. Several processes sharing a queue is PostgreSQL's job,
-//! not this module's.
+//! not this module's. The SQL itself is shared with PostgreSQL, in `sql`.
 
-use super::{
-    CertificateQuery, CertificateRow, Enqueued, Error, FindingQuery, FindingRow, ImageFinding,
-    ImageQuery, ImageRef, ImageRow, Job, Kind, NewJob, Retry, ScanResult, State, like_pattern,
-};
-use rusqlite::{Connection, OptionalExtension as _, params};
+use super::sql::{self, Map, Step, Value};
+use super::{Enqueued, Error, NewJob};
+use rusqlite::Connection;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    registry TEXT NOT NULL,
-    repository TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    tag TEXT,
-    source TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    not_before INTEGER NOT NULL,
-    lease_owner TEXT,
-    lease_until INTEGER,
-    last_error TEXT,
-    callback_url TEXT,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    UNIQUE (kind, registry, repository, digest)
+/// A claim: one statement, atomic because SQLite has one writer.
+const CLAIM: &str = concat!(
+    "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, \
+     attempts = attempts + 1, updated_at = ?3 WHERE id = (SELECT id FROM jobs \
+     WHERE state = 'queued' AND not_before <= ?3 ORDER BY not_before, id LIMIT 1) RETURNING ",
+    sql::job_columns!()
 );
-CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, not_before);
-CREATE INDEX IF NOT EXISTS jobs_digest ON jobs (digest);
-CREATE TABLE IF NOT EXISTS reports (
-    job_id INTEGER PRIMARY KEY REFERENCES jobs (id),
-    scanned_at INTEGER NOT NULL,
-    highest_severity TEXT,
-    findings INTEGER NOT NULL,
-    certificates INTEGER NOT NULL,
-    report TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS findings (
-    job_id INTEGER NOT NULL REFERENCES jobs (id),
-    rule TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    rank INTEGER NOT NULL,
-    message TEXT NOT NULL,
-    path TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    in_final_image INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS findings_job ON findings (job_id);
-CREATE TABLE IF NOT EXISTS certificates (
-    job_id INTEGER NOT NULL REFERENCES jobs (id),
-    fingerprint TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    issuer TEXT NOT NULL,
-    not_after TEXT NOT NULL,
-    not_after_unix INTEGER NOT NULL,
-    is_ca INTEGER NOT NULL,
-    self_signed INTEGER NOT NULL,
-    trust_anchor INTEGER NOT NULL,
-    key_algorithm TEXT NOT NULL,
-    paths TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS certificates_job ON certificates (job_id);
-CREATE INDEX IF NOT EXISTS certificates_fingerprint ON certificates (fingerprint);
-";
-
-const JOB_COLUMNS: &str = "id, kind, registry, repository, digest, tag, source, state, attempts, \
-                           last_error, created_at, updated_at, callback_url";
 
 /// A SQLite database file.
 pub struct Sqlite {
@@ -155,85 +101,70 @@ fn insert_jobs(
     let transaction = connection.transaction()?;
     let mut results = Vec::with_capacity(jobs.len());
     for (new, now) in jobs {
-        let inserted = transaction.execute(
-            "INSERT INTO jobs (kind, registry, repository, digest, tag, source, callback_url, \
-             state, not_before, created_at, updated_at) VALUES ('scan', ?1, ?2, ?3, ?4, ?5, \
-             ?6, 'queued', ?7, ?7, ?7) ON CONFLICT (kind, registry, repository, digest) \
-             DO NOTHING",
-            params![
-                new.registry,
-                new.repository,
-                new.digest,
-                new.tag,
-                new.source,
-                new.callback_url,
-                now
-            ],
-        )?;
-        let id: i64 = transaction.query_row(
-            "SELECT id FROM jobs WHERE kind = 'scan' AND registry = ?1 AND repository = ?2 \
-             AND digest = ?3",
-            params![new.registry, new.repository, new.digest],
-            |row| row.get(0),
-        )?;
-        if inserted == 0 && new.tag.is_some() {
-            transaction.execute(
-                "UPDATE jobs SET tag = ?2 WHERE id = ?1 AND tag IS NOT ?2",
-                params![id, new.tag],
-            )?;
-        }
-        results.push(if inserted == 1 {
-            Enqueued::New(id)
-        } else {
-            Enqueued::Duplicate(id)
+        let params = sql::enqueue_params(new, *now);
+        let id = |sql, params: &[Value]| -> rusqlite::Result<Option<i64>> {
+            let mut statement = transaction.prepare_cached(sql)?;
+            let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+            rows.next()?.map(|row| row.get(0)).transpose()
+        };
+        results.push(match id(sql::ENQUEUE, &params)? {
+            Some(id) => Enqueued::New(id),
+            None => Enqueued::Duplicate(
+                id(sql::ENQUEUE_DUPLICATE, &params[..sql::DUPLICATE_PARAMS])?
+                    .ok_or(rusqlite::Error::QueryReturnedNoRows)?,
+            ),
         });
     }
     transaction.commit()?;
     Ok(results)
 }
 
-/// The rank of a severity name, for ordering (critical highest).
-pub(super) fn rank(severity: &str) -> i64 {
-    match severity {
-        "critical" => 4,
-        "high" => 3,
-        "medium" => 2,
-        "low" => 1,
-        _ => 0,
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Self::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Self::Int(value) => ToSqlOutput::from(*value),
+            Self::Text(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            Self::Bool(value) => ToSqlOutput::from(*value),
+        })
     }
 }
 
-fn job(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
-    Ok(Job {
-        id: row.get(0)?,
-        kind: Kind::parse(&row.get::<_, String>(1)?),
-        registry: row.get(2)?,
-        repository: row.get(3)?,
-        digest: row.get(4)?,
-        tag: row.get(5)?,
-        source: row.get(6)?,
-        state: State::parse(&row.get::<_, String>(7)?),
-        attempts: row.get(8)?,
-        last_error: row.get(9)?,
-        created_at: row.get(10)?,
-        updated_at: row.get(11)?,
-        callback_url: row.get(12)?,
-    })
+impl sql::Row for rusqlite::Row<'_> {
+    fn int(&self, at: usize) -> Result<Option<i64>, Error> {
+        Ok(self.get(at)?)
+    }
+
+    fn text(&self, at: usize) -> Result<Option<String>, Error> {
+        Ok(self.get(at)?)
+    }
+
+    fn flag(&self, at: usize) -> Result<bool, Error> {
+        Ok(self.get(at)?)
+    }
 }
 
-fn finding(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FindingRow> {
-    Ok(FindingRow {
-        rule: row.get(at)?,
-        severity: row.get(at + 1)?,
-        message: row.get(at + 2)?,
-        path: row.get(at + 3)?,
-        fingerprint: row.get(at + 4)?,
-        in_final_image: row.get(at + 5)?,
-    })
+/// Applies the migrations the database lacks, each in its own transaction.
+fn migrate(connection: &mut Connection) -> Result<(), Error> {
+    connection.execute(sql::SCHEMA_VERSION_TABLE, [])?;
+    let current: Option<i64> = connection.query_row(sql::SCHEMA_VERSION, [], |row| row.get(0))?;
+    for migration in sql::pending(current)? {
+        let apply = |connection: &mut Connection| -> rusqlite::Result<()> {
+            let transaction = connection.transaction()?;
+            transaction.execute_batch(migration.sqlite)?;
+            transaction.execute(sql::RECORD_VERSION, [migration.version])?;
+            transaction.commit()
+        };
+        apply(connection).map_err(|e| Error::Migration {
+            version: migration.version,
+            source: Box::new(e.into()),
+        })?;
+    }
+    Ok(())
 }
 
 impl Sqlite {
-    /// Opens (creating) `ocicert.db` in `dir`.
+    /// Opens (creating) `ocicert.db` in `dir`, migrating its schema forward.
     pub fn open(dir: &Path) -> Result<Self, Error> {
         let io = |source| Error::Open {
             dir: dir.to_path_buf(),
@@ -245,12 +176,12 @@ impl Sqlite {
         if lock.try_lock().is_err() {
             return Err(Error::Locked { path: lock_path });
         }
-        let connection = Connection::open(dir.join("ocicert.db"))?;
+        let mut connection = Connection::open(dir.join("ocicert.db"))?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
-        connection.execute_batch(SCHEMA)?;
+        migrate(&mut connection)?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
             batch: Arc::default(),
@@ -260,7 +191,7 @@ impl Sqlite {
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        work: impl FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let connection = self.connection.clone();
         tokio::task::spawn_blocking(move || {
@@ -269,7 +200,6 @@ impl Sqlite {
             work(&mut lock(&connection))
         })
         .await?
-        .map_err(Error::from)
     }
 
     /// Queues a scan of `new`'s image unless it is already queued; the answer comes once the
@@ -288,144 +218,51 @@ impl Sqlite {
         receiver.await.map_err(|_| Error::Unconfirmed)?
     }
 
-    pub(super) async fn requeue_expired(&self, retry: Retry, now: i64) -> Result<u64, Error> {
+    pub(super) fn claim_sql(&self) -> &'static str {
+        CLAIM
+    }
+
+    pub(super) async fn rows<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: Vec<Value>,
+        map: Map<T>,
+    ) -> Result<Vec<T>, Error> {
         self.run(move |connection| {
-            let failed = connection.execute(
-                "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_until = NULL, \
-                 last_error = 'the worker stopped (lease expired) on every attempt', \
-                 updated_at = ?1 WHERE state = 'running' AND lease_until < ?1 AND attempts >= ?2",
-                params![now, retry.max_attempts],
-            )?;
-            let requeued = connection.execute(
-                "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, \
-                 not_before = ?1, updated_at = ?1 WHERE state = 'running' AND lease_until < ?1",
-                params![now],
-            )?;
-            Ok((failed + requeued) as u64)
+            let mut statement = connection.prepare_cached(sql)?;
+            let mut rows = statement.query(rusqlite::params_from_iter(&params))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(map(row)?);
+            }
+            Ok(out)
         })
         .await
     }
 
-    pub(super) async fn claim(
+    pub(super) async fn execute(
         &self,
-        owner: &str,
-        now: i64,
-        lease_until: i64,
-    ) -> Result<Option<Job>, Error> {
-        let owner = owner.to_string();
+        sql: &'static str,
+        params: Vec<Value>,
+    ) -> Result<u64, Error> {
         self.run(move |connection| {
-            connection
-                .query_row(
-                    &format!(
-                        "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, \
-                         attempts = attempts + 1, updated_at = ?3 WHERE id = (SELECT id FROM jobs \
-                         WHERE state = 'queued' AND not_before <= ?3 ORDER BY not_before, id \
-                         LIMIT 1) RETURNING {JOB_COLUMNS}"
-                    ),
-                    params![owner, lease_until, now],
-                    job,
-                )
-                .optional()
+            let changed = connection
+                .prepare_cached(sql)?
+                .execute(rusqlite::params_from_iter(&params))?;
+            Ok(changed as u64)
         })
         .await
     }
 
-    pub(super) async fn extend(
-        &self,
-        id: i64,
-        owner: &str,
-        lease_until: i64,
-    ) -> Result<bool, Error> {
-        let owner = owner.to_string();
-        self.run(move |connection| {
-            Ok(connection.execute(
-                "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 \
-                 AND state = 'running'",
-                params![id, owner, lease_until],
-            )? == 1)
-        })
-        .await
-    }
-
-    pub(super) async fn complete(
-        &self,
-        id: i64,
-        owner: &str,
-        result: Option<&ScanResult>,
-        now: i64,
-    ) -> Result<bool, Error> {
-        let owner = owner.to_string();
-        let result = result.cloned();
+    pub(super) async fn transaction(&self, steps: Vec<Step>) -> Result<bool, Error> {
         self.run(move |connection| {
             let transaction = connection.transaction()?;
-            let updated = transaction.execute(
-                "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, \
-                 last_error = NULL, updated_at = ?3 WHERE id = ?1 AND lease_owner = ?2 \
-                 AND state = 'running'",
-                params![id, owner, now],
-            )?;
-            if updated == 0 {
-                return Ok(false);
-            }
-            if let Some(result) = result {
-                transaction.execute(
-                    "INSERT INTO reports (job_id, scanned_at, highest_severity, findings, \
-                     certificates, report) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        id,
-                        now,
-                        result.highest_severity,
-                        result.findings.len() as i64,
-                        result.certificates.len() as i64,
-                        result.report
-                    ],
-                )?;
-                let mut insert = transaction.prepare(
-                    "INSERT INTO findings (job_id, rule, severity, rank, message, path, \
-                     fingerprint, in_final_image) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?;
-                for f in &result.findings {
-                    insert.execute(params![
-                        id,
-                        f.rule,
-                        f.severity,
-                        rank(&f.severity),
-                        f.message,
-                        f.path,
-                        f.fingerprint,
-                        f.in_final_image
-                    ])?;
-                }
-                drop(insert);
-                let mut insert = transaction.prepare(
-                    "INSERT INTO certificates (job_id, fingerprint, subject, issuer, not_after, \
-                     not_after_unix, is_ca, self_signed, trust_anchor, key_algorithm, paths) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                )?;
-                for c in &result.certificates {
-                    insert.execute(params![
-                        id,
-                        c.fingerprint,
-                        c.subject,
-                        c.issuer,
-                        c.not_after,
-                        c.not_after_unix,
-                        c.is_ca,
-                        c.self_signed,
-                        c.trust_anchor,
-                        c.key_algorithm,
-                        c.paths
-                    ])?;
-                }
-                drop(insert);
-                if result.notify {
-                    transaction.execute(
-                        "INSERT INTO jobs (kind, registry, repository, digest, tag, source, \
-                         state, not_before, created_at, updated_at) SELECT 'notify', registry, \
-                         repository, digest, tag, source, 'queued', ?2, ?2, ?2 FROM jobs \
-                         WHERE id = ?1 ON CONFLICT (kind, registry, repository, digest) DO NOTHING",
-                        params![id, now],
-                    )?;
+            for step in steps {
+                let changed = transaction
+                    .prepare_cached(step.sql)?
+                    .execute(rusqlite::params_from_iter(&step.params))?;
+                if step.must_change && changed == 0 {
+                    return Ok(false);
                 }
             }
             transaction.commit()?;
@@ -433,266 +270,12 @@ impl Sqlite {
         })
         .await
     }
-
-    pub(super) async fn fail(
-        &self,
-        id: i64,
-        owner: &str,
-        error: &str,
-        retry_at: Option<i64>,
-        now: i64,
-    ) -> Result<bool, Error> {
-        let owner = owner.to_string();
-        let error = error.to_string();
-        self.run(move |connection| {
-            let state = if retry_at.is_some() {
-                "queued"
-            } else {
-                "failed"
-            };
-            Ok(connection.execute(
-                "UPDATE jobs SET state = ?3, lease_owner = NULL, lease_until = NULL, \
-                 last_error = ?4, not_before = ?5, updated_at = ?6 WHERE id = ?1 \
-                 AND lease_owner = ?2 AND state = 'running'",
-                params![id, owner, state, error, retry_at.unwrap_or(now), now],
-            )? == 1)
-        })
-        .await
-    }
-
-    pub(super) async fn release(
-        &self,
-        id: i64,
-        owner: &str,
-        not_before: i64,
-        error: Option<&str>,
-    ) -> Result<(), Error> {
-        let owner = owner.to_string();
-        let error = error.map(str::to_string);
-        self.run(move |connection| {
-            connection.execute(
-                "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, \
-                 attempts = MAX(attempts - 1, 0), not_before = ?3, updated_at = ?3, \
-                 last_error = coalesce(?4, last_error) \
-                 WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
-                params![id, owner, not_before, error],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    pub(super) async fn report(
-        &self,
-        digest: &str,
-    ) -> Result<Option<(Job, Option<String>)>, Error> {
-        let digest = digest.to_string();
-        self.run(move |connection| {
-            connection
-                .query_row(
-                    &format!(
-                        "SELECT {JOB_COLUMNS}, (SELECT report FROM reports WHERE job_id = jobs.id) \
-                         FROM jobs WHERE kind = 'scan' AND digest = ?1 \
-                         ORDER BY state = 'done' DESC, updated_at DESC, id DESC LIMIT 1"
-                    ),
-                    params![digest],
-                    |row| Ok((job(row)?, row.get(13)?)),
-                )
-                .optional()
-        })
-        .await
-    }
-
-    pub(super) async fn job_findings(&self, job_id: i64) -> Result<Vec<FindingRow>, Error> {
-        self.run(move |connection| {
-            let mut statement = connection.prepare(
-                "SELECT rule, severity, message, path, fingerprint, in_final_image FROM findings \
-                 WHERE job_id = ?1 ORDER BY rank DESC, rule, path",
-            )?;
-            statement
-                .query_map(params![job_id], |row| finding(row, 0))?
-                .collect()
-        })
-        .await
-    }
-
-    pub(super) async fn images(&self, query: &ImageQuery) -> Result<Vec<ImageRow>, Error> {
-        let pattern = like_pattern(&query.text);
-        let all = query.text.is_empty();
-        let (limit, offset) = (query.limit, query.offset);
-        self.run(move |connection| {
-            let mut statement = connection.prepare(
-                "SELECT j.registry, j.repository, j.digest, j.tag, j.state, j.attempts, \
-                 j.last_error, j.updated_at, r.highest_severity, r.findings, r.certificates, \
-                 r.scanned_at FROM jobs j LEFT JOIN reports r ON r.job_id = j.id \
-                 WHERE j.kind = 'scan' AND (?1 \
-                 OR lower(j.repository) LIKE ?2 ESCAPE '\\' \
-                 OR lower(coalesce(j.tag, '')) LIKE ?2 ESCAPE '\\' \
-                 OR j.digest LIKE ?2 ESCAPE '\\' \
-                 OR EXISTS (SELECT 1 FROM findings f WHERE f.job_id = j.id \
-                    AND (f.rule LIKE ?2 ESCAPE '\\' OR lower(f.path) LIKE ?2 ESCAPE '\\')) \
-                 OR EXISTS (SELECT 1 FROM certificates c WHERE c.job_id = j.id \
-                    AND (lower(c.subject) LIKE ?2 ESCAPE '\\' OR c.fingerprint LIKE ?2 ESCAPE '\\'))) \
-                 ORDER BY j.updated_at DESC, j.id DESC LIMIT ?3 OFFSET ?4",
-            )?;
-            statement
-                .query_map(params![all, pattern, limit, offset], |row| {
-                    Ok(ImageRow {
-                        registry: row.get(0)?,
-                        repository: row.get(1)?,
-                        digest: row.get(2)?,
-                        tag: row.get(3)?,
-                        state: State::parse(&row.get::<_, String>(4)?),
-                        attempts: row.get(5)?,
-                        last_error: row.get(6)?,
-                        updated_at: row.get(7)?,
-                        highest_severity: row.get(8)?,
-                        findings: row.get(9)?,
-                        certificates: row.get(10)?,
-                        scanned_at: row.get(11)?,
-                    })
-                })?
-                .collect()
-        })
-        .await
-    }
-
-    pub(super) async fn findings(&self, query: &FindingQuery) -> Result<Vec<ImageFinding>, Error> {
-        let pattern = like_pattern(&query.text);
-        let all = query.text.is_empty();
-        let rule = query.rule.clone();
-        let repository = query.repository.clone();
-        let min_rank = query.min_severity.map_or(0, |s| rank(s.as_str()));
-        let (limit, offset) = (query.limit, query.offset);
-        self.run(move |connection| {
-            let mut statement = connection.prepare(
-                "SELECT j.registry, j.repository, j.digest, j.tag, f.rule, f.severity, \
-                 f.message, f.path, f.fingerprint, f.in_final_image FROM findings f \
-                 JOIN jobs j ON j.id = f.job_id \
-                 WHERE (?3 IS NULL OR f.rule = ?3) AND (?4 IS NULL OR j.repository = ?4) \
-                 AND f.rank >= ?5 \
-                 AND (?1 OR f.rule LIKE ?2 ESCAPE '\\' OR lower(f.message) LIKE ?2 ESCAPE '\\' \
-                    OR lower(f.path) LIKE ?2 ESCAPE '\\' OR lower(j.repository) LIKE ?2 ESCAPE '\\' \
-                    OR j.digest LIKE ?2 ESCAPE '\\') \
-                 ORDER BY f.rank DESC, j.repository, j.digest, f.path LIMIT ?6 OFFSET ?7",
-            )?;
-            statement
-                .query_map(
-                    params![all, pattern, rule, repository, min_rank, limit, offset],
-                    |row| {
-                        Ok(ImageFinding {
-                            registry: row.get(0)?,
-                            repository: row.get(1)?,
-                            digest: row.get(2)?,
-                            tag: row.get(3)?,
-                            finding: finding(row, 4)?,
-                        })
-                    },
-                )?
-                .collect()
-        })
-        .await
-    }
-
-    pub(super) async fn certificates(
-        &self,
-        query: &CertificateQuery,
-    ) -> Result<Vec<(CertificateRow, ImageRef)>, Error> {
-        let pattern = like_pattern(&query.text);
-        let before = query.expiring_before;
-        let (limit, offset) = (query.limit, query.offset);
-        self.run(move |connection| {
-            let mut statement = connection.prepare(
-                "SELECT c.fingerprint, c.subject, c.issuer, c.not_after, c.not_after_unix, \
-                 c.is_ca, c.self_signed, c.trust_anchor, c.key_algorithm, c.paths, \
-                 j.registry, j.repository, j.digest, j.tag FROM certificates c \
-                 JOIN jobs j ON j.id = c.job_id WHERE c.fingerprint IN ( \
-                    SELECT c2.fingerprint FROM certificates c2 JOIN jobs j2 ON j2.id = c2.job_id \
-                    WHERE (?2 IS NULL OR c2.not_after_unix < ?2) \
-                    AND (lower(c2.subject) LIKE ?1 ESCAPE '\\' OR lower(c2.issuer) LIKE ?1 ESCAPE '\\' \
-                       OR c2.fingerprint LIKE ?1 ESCAPE '\\' OR lower(j2.repository) LIKE ?1 ESCAPE '\\') \
-                    GROUP BY c2.fingerprint ORDER BY min(c2.not_after_unix), c2.fingerprint \
-                    LIMIT ?3 OFFSET ?4) \
-                 ORDER BY c.not_after_unix, c.fingerprint, j.repository, j.digest",
-            )?;
-            statement
-                .query_map(params![pattern, before, limit, offset], |row| {
-                    Ok((
-                        CertificateRow {
-                            fingerprint: row.get(0)?,
-                            subject: row.get(1)?,
-                            issuer: row.get(2)?,
-                            not_after: row.get(3)?,
-                            not_after_unix: row.get(4)?,
-                            is_ca: row.get(5)?,
-                            self_signed: row.get(6)?,
-                            trust_anchor: row.get(7)?,
-                            key_algorithm: row.get(8)?,
-                            paths: row.get(9)?,
-                        },
-                        ImageRef {
-                            registry: row.get(10)?,
-                            repository: row.get(11)?,
-                            digest: row.get(12)?,
-                            tag: row.get(13)?,
-                            paths: Vec::new(),
-                        },
-                    ))
-                })?
-                .collect()
-        })
-        .await
-    }
-
-    pub(super) async fn severity_counts(&self) -> Result<Vec<(String, i64)>, Error> {
-        self.run(|connection| {
-            let mut statement =
-                connection.prepare("SELECT severity, count(*) FROM findings GROUP BY severity")?;
-            statement
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-                .collect()
-        })
-        .await
-    }
-
-    pub(super) async fn jobs(&self, digest: Option<&str>, limit: u32) -> Result<Vec<Job>, Error> {
-        let digest = digest.map(str::to_string);
-        self.run(move |connection| {
-            let mut statement = connection.prepare(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE ?1 IS NULL OR digest = ?1 \
-                 ORDER BY id DESC LIMIT ?2"
-            ))?;
-            statement.query_map(params![digest, limit], job)?.collect()
-        })
-        .await
-    }
-
-    pub(super) async fn counts(&self) -> Result<Vec<(Kind, State, i64)>, Error> {
-        self.run(|connection| {
-            let mut statement = connection
-                .prepare("SELECT kind, state, count(*) FROM jobs GROUP BY kind, state")?;
-            statement
-                .query_map([], |row| {
-                    Ok((
-                        Kind::parse(&row.get::<_, String>(0)?),
-                        State::parse(&row.get::<_, String>(1)?),
-                        row.get(2)?,
-                    ))
-                })?
-                .collect()
-        })
-        .await
-    }
-
-    pub(super) async fn ping(&self) -> Result<(), Error> {
-        self.run(|connection| connection.query_row("SELECT 1", [], |_| Ok(())))
-            .await
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     fn new_job(digest: &str, tag: Option<&str>) -> NewJob {
         NewJob {
@@ -704,12 +287,6 @@ mod tests {
             callback_url: None,
         }
     }
-
-    const RETRY: Retry = Retry {
-        max_attempts: 2,
-        backoff_ms: 1000,
-        max_backoff_ms: 60_000,
-    };
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn deliveries_arriving_together_share_a_durable_commit_and_each_gets_its_answer() {
@@ -761,150 +338,74 @@ mod tests {
         assert!(matches!(later, Enqueued::New(_)), "{later:?}");
     }
 
-    #[tokio::test]
-    async fn enqueue_is_idempotent_and_claims_are_exclusive() {
+    #[test]
+    fn a_second_process_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(dir.path()).unwrap();
-        let first = store
-            .enqueue(&new_job("sha256:a", Some("v1")), 10)
-            .await
-            .unwrap();
-        let again = store
-            .enqueue(&new_job("sha256:a", Some("v2")), 11)
-            .await
-            .unwrap();
-        let Enqueued::New(id) = first else {
-            panic!("{first:?}")
-        };
-        assert_eq!(again, Enqueued::Duplicate(id));
-        assert!(
-            Sqlite::open(dir.path()).is_err(),
-            "a second process is refused"
-        );
-
-        let job = store.claim("w1", 20, 100).await.unwrap().unwrap();
-        assert_eq!(
-            (job.id, job.attempts, job.tag.as_deref()),
-            (id, 1, Some("v2"))
-        );
-        assert!(store.claim("w2", 20, 100).await.unwrap().is_none());
-        assert!(store.extend(id, "w1", 150).await.unwrap());
-        assert!(!store.extend(id, "w2", 150).await.unwrap());
-
-        // The lease runs out: requeued, and the old owner can no longer complete.
-        assert_eq!(store.requeue_expired(RETRY, 151).await.unwrap(), 1);
-        let again = store.claim("w2", 151, 300).await.unwrap().unwrap();
-        assert_eq!(again.attempts, 2);
-        assert!(!store.complete(id, "w1", None, 160).await.unwrap());
-        assert!(store.complete(id, "w2", None, 160).await.unwrap());
-        assert!(!store.complete(id, "w2", None, 161).await.unwrap(), "once");
-        let counts = store.counts().await.unwrap();
-        assert_eq!(counts, [(Kind::Scan, State::Done, 1)]);
+        let _first = Sqlite::open(dir.path()).unwrap();
+        let second = Sqlite::open(dir.path()).map(|_| ()).unwrap_err();
+        assert!(matches!(second, Error::Locked { .. }), "{second}");
     }
 
     #[tokio::test]
-    async fn failures_back_off_then_fail_for_good() {
+    async fn a_database_from_before_schema_versions_is_migrated_and_keeps_its_jobs() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(dir.path()).unwrap();
-        store.enqueue(&new_job("sha256:b", None), 0).await.unwrap();
-        let job = store.claim("w", 0, 100).await.unwrap().unwrap();
-        let retry_at = RETRY.next_attempt(job.attempts, 10);
-        assert!(store.fail(job.id, "w", "boom", retry_at, 10).await.unwrap());
-        assert!(
-            store.claim("w", 500, 600).await.unwrap().is_none(),
-            "backing off"
-        );
-        let job = store.claim("w", 1010, 2000).await.unwrap().unwrap();
-        assert_eq!(job.last_error.as_deref(), Some("boom"));
-        let retry_at = RETRY.next_attempt(job.attempts, 1020);
-        assert_eq!(retry_at, None);
-        store
-            .fail(job.id, "w", "boom again", retry_at, 1020)
-            .await
+        {
+            // The layout every earlier release created, without a schema_version table.
+            let connection = Connection::open(dir.path().join("ocicert.db")).unwrap();
+            connection.execute_batch(sql::MIGRATIONS[0].sqlite).unwrap();
+            connection
+                .execute(
+                    "INSERT INTO jobs (kind, registry, repository, digest, source, state, \
+                     not_before, created_at, updated_at) VALUES ('scan', 'r', 'old/app', \
+                     'sha256:old', 'distribution', 'queued', 1, 1, 1)",
+                    [],
+                )
+                .unwrap();
+        }
+        let store = Store::Sqlite(Sqlite::open(dir.path()).unwrap());
+        let latest = sql::MIGRATIONS.last().map(|m| m.version);
+        assert_eq!(store.schema_version().await.unwrap(), latest);
+        let jobs = store.jobs(Some("sha256:old"), 10).await.unwrap();
+        assert_eq!(jobs.len(), 1, "the old job survives the migration");
+        let indexes: i64 = lock(&store_connection(&store))
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' \
+                 AND name = 'certificates_expiry'",
+                [],
+                |row| row.get(0),
+            )
             .unwrap();
-        let (job, report) = store.report("sha256:b").await.unwrap().unwrap();
-        assert_eq!((job.state, report), (State::Failed, None));
+        assert_eq!(indexes, 1, "migration 2 ran");
     }
 
-    #[tokio::test]
-    async fn results_are_stored_and_queried() {
+    #[test]
+    fn a_database_from_a_newer_ocicert_is_refused_untouched() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(dir.path()).unwrap();
-        store
-            .enqueue(&new_job("sha256:c", Some("v1")), 0)
-            .await
+        {
+            let connection = Connection::open(dir.path().join("ocicert.db")).unwrap();
+            connection.execute(sql::SCHEMA_VERSION_TABLE, []).unwrap();
+            connection.execute(sql::RECORD_VERSION, [99]).unwrap();
+        }
+        let error = Sqlite::open(dir.path()).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(error, Error::SchemaTooNew { found: 99, .. }),
+            "{error}"
+        );
+        let connection = Connection::open(dir.path().join("ocicert.db")).unwrap();
+        let tables: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'jobs'",
+                [],
+                |row| row.get(0),
+            )
             .unwrap();
-        let job = store.claim("w", 0, 100).await.unwrap().unwrap();
-        let result = ScanResult {
-            report: "{}".into(),
-            highest_severity: Some("critical".into()),
-            findings: vec![FindingRow {
-                rule: "private-key".into(),
-                severity: "critical".into(),
-                message: "a key".into(),
-                path: "/etc/Secret.key".into(),
-                fingerprint: "sha256:k".into(),
-                in_final_image: true,
-            }],
-            certificates: vec![CertificateRow {
-                fingerprint: "sha256:cert".into(),
-                subject: "CN=Leaf".into(),
-                issuer: "CN=CA".into(),
-                not_after: "2030-01-01T00:00:00Z".into(),
-                not_after_unix: 1_893_456_000,
-                is_ca: false,
-                self_signed: false,
-                trust_anchor: false,
-                key_algorithm: "ec".into(),
-                paths: "/etc/leaf.pem".into(),
-            }],
-            notify: true,
-        };
-        assert!(store.complete(job.id, "w", Some(&result), 5).await.unwrap());
-        let search = |text: &str| ImageQuery {
-            text: text.into(),
-            limit: 10,
-            offset: 0,
-        };
-        assert_eq!(store.images(&search("secret")).await.unwrap().len(), 1);
-        assert_eq!(store.images(&search("cn=leaf")).await.unwrap().len(), 1);
-        assert_eq!(store.images(&search("nothing")).await.unwrap().len(), 0);
-        let findings = store
-            .findings(&FindingQuery {
-                min_severity: Some(crate::finding::Severity::High),
-                limit: 10,
-                ..FindingQuery::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(findings.len(), 1);
-        let certificates = |text: &str, expiring_before| CertificateQuery {
-            text: text.into(),
-            expiring_before,
-            limit: 10,
-            offset: 0,
-        };
-        assert_eq!(
-            store
-                .certificates(&certificates("leaf", None))
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
-        assert_eq!(
-            store
-                .certificates(&certificates("", Some(1_000)))
-                .await
-                .unwrap()
-                .len(),
-            0,
-            "not expiring before 1970"
-        );
-        let notify = store.claim("w", 6, 100).await.unwrap().unwrap();
-        assert_eq!(
-            (notify.kind, notify.digest.as_str()),
-            (Kind::Notify, "sha256:c")
-        );
+        assert_eq!(tables, 0, "nothing was created in the newer database");
+    }
+
+    fn store_connection(store: &Store) -> Arc<Mutex<Connection>> {
+        match store {
+            Store::Sqlite(db) => db.connection.clone(),
+            Store::Postgres(_) => unreachable!("a SQLite store"),
+        }
     }
 }

@@ -21,4 +21,5 @@ mod scan;
 mod serve;
 mod signing;
 mod sources;
+mod store_contract;
 mod support;
