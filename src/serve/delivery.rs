@@ -367,4 +367,24 @@ repositories = ["team/*"]
             StatusCode::BAD_REQUEST
         );
     }
+
+    /// A client that sends the start of a body and then nothing is answered 408 once
+    /// `BODY_TIMEOUT` passes (on tokio's paused clock, so the test does not wait for it).
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_arriving_gets_408() {
+        use futures_util::StreamExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_in(dir.path());
+        let stalled =
+            futures_util::stream::once(async { Ok::<_, std::io::Error>(Bytes::from("{")) })
+                .chain(futures_util::stream::pending());
+        let request = Request::post("/hooks/distribution")
+            .header("authorization", "Bearer dist-secret")
+            .body(axum::body::Body::from_stream(stalled))
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(started.elapsed(), BODY_TIMEOUT);
+    }
 }

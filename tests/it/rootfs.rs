@@ -50,7 +50,7 @@ pub fn debian_rootfs_tar(packages: &[&str]) -> PathBuf {
     fs_err::create_dir_all(&dir).unwrap();
     // A build a killed run left behind is thrown away; the finished tar only appears by rename.
     let building = dir.join(format!("building-{hash}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&building);
+    let _ = fs_err::remove_dir_all(&building);
     let output = Command::new("debootstrap")
         .arg("--variant=minbase")
         .arg(format!("--include={}", sorted.join(",")))
@@ -76,7 +76,7 @@ pub fn debian_rootfs_tar(packages: &[&str]) -> PathBuf {
         .unwrap();
     assert!(packed.success(), "tar of the {key} rootfs failed");
     fs_err::rename(&partial, &tar).unwrap();
-    let _ = std::fs::remove_dir_all(&building);
+    let _ = fs_err::remove_dir_all(&building);
     tar
 }
 

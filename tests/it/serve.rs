@@ -50,7 +50,7 @@ fn config(
         ));
     }
     let path = dir.join("serve.toml");
-    std::fs::write(&path, text).expect("write config");
+    fs_err::write(&path, text).expect("write config");
     path
 }
 
@@ -153,7 +153,7 @@ fn pushes_are_scanned_and_served() {
 
     // A redelivery and a second tag for the same digest scan nothing again.
     registry.push(&local, "team/app:v2");
-    let envelope = std::fs::read(
+    let envelope = fs_err::read(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/webhooks/registry-notification.json"),
     )
     .unwrap();
@@ -192,7 +192,7 @@ fn pushes_are_scanned_and_served() {
 
     // Docker Hub: the tag is resolved with HEAD on the (mirror) registry; same digest, no new job.
     let hub_payload = String::from_utf8(
-        std::fs::read(
+        fs_err::read(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/webhooks/dockerhub.json"),
         )
         .unwrap(),
@@ -221,7 +221,7 @@ fn pushes_are_scanned_and_served() {
     assert_eq!(status, 401);
     // GitHub: HMAC-signed `package` event naming the digest.
     let gh_payload = String::from_utf8(
-        std::fs::read(
+        fs_err::read(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/webhooks/github-package.json"),
         )
         .unwrap(),

@@ -580,7 +580,7 @@ fn the_attestation_is_an_oci_referrer_where_the_registry_has_the_api_and_a_tag_e
         .dir
         .path()
         .join("data/docker/registry/v2/repositories/team/app/_manifests/revisions/sha256");
-    let count = || std::fs::read_dir(&revisions).unwrap().count();
+    let count = || fs_err::read_dir(&revisions).unwrap().count();
     let before = count();
     let direct = inject(&registry.host(), "direct");
     assert_eq!(

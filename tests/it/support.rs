@@ -67,7 +67,7 @@ pub struct Pki {
 impl Pki {
     pub fn create(dir: &Path, ca_subject: &str) -> Self {
         require("openssl", "openssl");
-        std::fs::create_dir_all(dir).expect("mkdir");
+        fs_err::create_dir_all(dir).expect("mkdir");
         let pki = Self {
             dir: dir.to_path_buf(),
         };
@@ -113,7 +113,7 @@ impl Pki {
                 "/CN=localhost",
             ],
         );
-        std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n").expect("write");
+        fs_err::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n").expect("write");
         run(
             "openssl",
             &[
@@ -187,7 +187,7 @@ impl Registry {
                     .args(["-Bbn", USER, PASS])
                     .output()
                     .expect("htpasswd");
-                std::fs::write(root.join("htpasswd"), htpasswd.stdout).expect("write");
+                fs_err::write(root.join("htpasswd"), htpasswd.stdout).expect("write");
                 config.push_str(&format!(
                     "  tls: {{certificate: {}, key: {}}}\nauth:\n  htpasswd: {{realm: test-realm, path: {}}}\n",
                     pki.path("server.pem"),
@@ -232,7 +232,9 @@ impl Registry {
                     ])
                     .stdout(Stdio::null())
                     .stderr(Stdio::from(
-                        std::fs::File::create(root.join("token.log")).expect("log"),
+                        fs_err::File::create(root.join("token.log"))
+                            .expect("log")
+                            .into_file(),
                     ))
                     .spawn()
                     .expect("token server");
@@ -254,13 +256,15 @@ impl Registry {
                 ));
             }
         }
-        std::fs::write(root.join("config.yml"), config).expect("write config");
+        fs_err::write(root.join("config.yml"), config).expect("write config");
         let registry = Command::new("docker-registry")
             .arg("serve")
             .arg(root.join("config.yml"))
             .stdout(Stdio::null())
             .stderr(Stdio::from(
-                std::fs::File::create(root.join("registry.log")).expect("log"),
+                fs_err::File::create(root.join("registry.log"))
+                    .expect("log")
+                    .into_file(),
             ))
             .spawn()
             .expect("docker-registry");
@@ -290,9 +294,8 @@ impl Registry {
         match self.setup {
             Setup::TlsHtpasswd => {
                 let certs = self.dir.path().join("skopeo-certs");
-                std::fs::create_dir_all(&certs).expect("mkdir");
-                std::fs::copy(self.ca.as_ref().expect("ca"), certs.join("ca.crt"))
-                    .expect("copy ca");
+                fs_err::create_dir_all(&certs).expect("mkdir");
+                fs_err::copy(self.ca.as_ref().expect("ca"), certs.join("ca.crt")).expect("copy ca");
                 flags.push(format!("--{side}-cert-dir={}", certs.display()));
             }
             _ => flags.push(format!("--{side}-tls-verify=false")),
@@ -372,7 +375,7 @@ impl Registry {
     }
 
     pub fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+        fs_err::read_to_string(self.dir.path().join(name)).unwrap_or_default()
     }
 }
 
@@ -401,7 +404,9 @@ impl FlakyProxy {
         let mut child = Command::new("/usr/bin/python3")
             .arg(support("flaky_proxy.py"))
             .args([&port.to_string(), upstream, &failures.to_string()])
-            .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
+            .stderr(Stdio::from(
+                fs_err::File::create(&log).expect("log").into_file(),
+            ))
             .spawn()
             .expect("proxy");
         let start = Instant::now();
@@ -448,14 +453,16 @@ impl HostileRegistry {
         let dir = tempfile::tempdir().expect("tempdir");
         let (port, third_port) = (free_port(), free_port());
         let log = dir.path().join("requests.log");
-        std::fs::write(&log, "").expect("log");
+        fs_err::write(&log, "").expect("log");
         let mut child = Command::new("/usr/bin/python3")
             .arg(support("hostile_registry.py"))
             .args([&port.to_string(), &third_port.to_string()])
             .arg(served)
             .arg(&log)
             .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("stderr.log")).expect("log"),
+                fs_err::File::create(dir.path().join("stderr.log"))
+                    .expect("log")
+                    .into_file(),
             ))
             .spawn()
             .expect("hostile registry");
@@ -488,7 +495,7 @@ impl HostileRegistry {
 
     /// The requests logged so far, one per line.
     pub fn requests(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
+        fs_err::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
             .map(str::to_string)
@@ -542,7 +549,7 @@ impl HookSink {
 
     /// Every body received so far, in order.
     pub fn bodies(&self) -> Vec<serde_json::Value> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+        let mut files: Vec<PathBuf> = fs_err::read_dir(self.dir.path())
             .expect("read sink dir")
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
@@ -550,7 +557,7 @@ impl HookSink {
         files.sort();
         files
             .iter()
-            .filter_map(|p| serde_json::from_slice(&std::fs::read(p).ok()?).ok())
+            .filter_map(|p| serde_json::from_slice(&fs_err::read(p).ok()?).ok())
             .collect()
     }
 }
@@ -672,7 +679,9 @@ impl Service {
             .env_remove("OCICERT_DATABASE")
             .env("OCICERT_HOOK_SECRET", "test-webhook-secret")
             .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).expect("log")));
+            .stderr(Stdio::from(
+                fs_err::File::create(&log).expect("log").into_file(),
+            ));
         for (name, value) in env {
             command.env(name, value);
         }
@@ -685,7 +694,7 @@ impl Service {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
                     "ocicert serve exited ({status}): {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
+                    fs_err::read_to_string(&log).unwrap_or_default()
                 );
             }
             assert!(
@@ -714,7 +723,7 @@ impl Service {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        fs_err::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
