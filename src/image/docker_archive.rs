@@ -122,15 +122,7 @@ pub fn open(
             digest: config_digest.clone(),
             source,
         })?;
-    let diff_ids: Vec<String> = config
-        .pointer("/rootfs/diff_ids")
-        .and_then(|v| v.as_array())
-        .map(|ids| {
-            ids.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let diff_ids = super::diff_ids(&config);
     let mut names = std::collections::HashMap::new();
     names.insert(config_digest.clone(), entry.config.clone());
     let mut layers = Vec::new();

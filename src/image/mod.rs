@@ -343,6 +343,20 @@ pub fn platform_of(config: &serde_json::Value) -> Option<Platform> {
     })
 }
 
+/// The config's `rootfs.diff_ids` (uncompressed layer digests), in layer order; empty when
+/// absent. Callers compare its length with the manifest's layers.
+pub fn diff_ids(config: &serde_json::Value) -> Vec<String> {
+    config
+        .pointer("/rootfs/diff_ids")
+        .and_then(|v| v.as_array())
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `created_by` of each non-empty history entry, in layer order.
 pub fn layer_history(config: &serde_json::Value) -> Vec<Option<String>> {
     config

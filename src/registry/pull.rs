@@ -12,21 +12,9 @@ impl Client {
         repository: &str,
         reference: &str,
     ) -> Result<(Vec<u8>, String, String), Error> {
-        let accept = [(header::ACCEPT, MANIFEST_ACCEPT.to_string())];
         let response = self
-            .send(
-                Method::GET,
-                &format!("{repository}/manifests/{reference}"),
-                &Scope::pull(repository),
-                &accept,
-                None,
-            )
+            .manifest_request(Method::GET, repository, reference)
             .await?;
-        if !response.status().is_success() {
-            return Err(self
-                .fail(response, &format!("manifest `{repository}:{reference}`"))
-                .await);
-        }
         let media_type = response
             .headers()
             .get(header::CONTENT_TYPE)
@@ -110,21 +98,9 @@ impl Client {
         repository: &str,
         reference: &str,
     ) -> Result<String, Error> {
-        let accept = [(header::ACCEPT, MANIFEST_ACCEPT.to_string())];
         let response = self
-            .send(
-                Method::HEAD,
-                &format!("{repository}/manifests/{reference}"),
-                &Scope::pull(repository),
-                &accept,
-                None,
-            )
+            .manifest_request(Method::HEAD, repository, reference)
             .await?;
-        if !response.status().is_success() {
-            return Err(self
-                .fail(response, &format!("manifest `{repository}:{reference}`"))
-                .await);
-        }
         let digest = response
             .headers()
             .get("docker-content-digest")
@@ -134,6 +110,32 @@ impl Client {
         match digest {
             Some(digest) => Ok(digest),
             None => Ok(self.manifest(repository, reference).await?.2),
+        }
+    }
+
+    /// A successful `GET` or `HEAD` of a manifest; any other answer is the registry's error.
+    async fn manifest_request(
+        &self,
+        method: Method,
+        repository: &str,
+        reference: &str,
+    ) -> Result<reqwest::Response, Error> {
+        let accept = [(header::ACCEPT, MANIFEST_ACCEPT.to_string())];
+        let response = self
+            .send(
+                method,
+                &format!("{repository}/manifests/{reference}"),
+                &Scope::pull(repository),
+                &accept,
+                None,
+            )
+            .await?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(self
+                .fail(response, &format!("manifest `{repository}:{reference}`"))
+                .await)
         }
     }
 

@@ -23,16 +23,7 @@ pub(crate) fn write_docker_archive(
         &image.config_digest,
         image::MAX_CONFIG,
     )?;
-    let diff_ids: Vec<String> = image
-        .config
-        .pointer("/rootfs/diff_ids")
-        .and_then(|v| v.as_array())
-        .map(|ids| {
-            ids.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let diff_ids = image::diff_ids(&image.config);
     if diff_ids.len() != image.layers.len() {
         bail!(
             "the config lists {} diff_ids for {} layers",
