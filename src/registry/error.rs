@@ -11,6 +11,14 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// Reading the local content of an upload failed: not the registry's doing.
+    #[error("cannot read {what} for the upload to registry `{registry}`")]
+    LocalRead {
+        registry: String,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("registry `{registry}` answered 401 unauthorized: {hint}")]
     Unauthorized { registry: String, hint: String },
     #[error("registry `{registry}` refused {what}: HTTP {status}: {message}")]

@@ -137,11 +137,10 @@ impl Client {
             while !exhausted && (pending.len() as u64) < chunk_size {
                 match stream.next().await {
                     Some(chunk) => {
-                        pending.extend_from_slice(&chunk.map_err(|e| Error::Status {
+                        pending.extend_from_slice(&chunk.map_err(|source| Error::LocalRead {
                             registry: self.host.clone(),
-                            what: format!("the upload of `{digest}`"),
-                            status: 0,
-                            message: e.to_string(),
+                            what: format!("`{digest}`"),
+                            source,
                         })?)
                     }
                     None => exhausted = true,

@@ -135,11 +135,10 @@ impl Client {
             }
             request = self.authorize(request, scope);
             if let Some(factory) = body {
-                let body = factory().map_err(|e| Error::Status {
+                let body = factory().map_err(|source| Error::LocalRead {
                     registry: self.host.clone(),
-                    what: "the upload".into(),
-                    status: 0,
-                    message: e.to_string(),
+                    what: format!("the body of a {method} request"),
+                    source,
                 })?;
                 request = request.body(body);
             }
