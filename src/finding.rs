@@ -181,6 +181,10 @@ pub struct Location {
     /// Whether the file is still visible in the final image. `false` means it was deleted or
     /// overwritten by a later layer, but anyone with the image can still recover it.
     pub in_final_image: bool,
+    /// The package the file belongs to, per the image's package databases (as of the layer
+    /// that wrote it, for a file no longer in the final image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::packages::Owner>,
 }
 
 impl Location {

@@ -10,6 +10,7 @@
 
 use crate::detect::{self, Artifact, Detection, Options};
 use crate::image::digest::{Digest, VerifyingReader};
+use crate::packages::{self, FileDigests};
 use flate2::bufread::MultiGzDecoder;
 use std::cell::Cell;
 use std::io::{BufRead, BufReader, Read};
@@ -42,6 +43,12 @@ pub struct LayerScan {
     /// Symbolic and hard links, with their targets as written in the tar.
     #[serde(default)]
     pub links: Vec<Link>,
+    /// Package database files (`packages::is_database_file`) with their text, for owners.
+    #[serde(default)]
+    pub package_files: Vec<(String, String)>,
+    /// Checksums of the files that have detections, to compare with the package records.
+    #[serde(default)]
+    pub digests: Vec<(String, FileDigests)>,
 }
 
 /// A link entry of a layer.
@@ -335,9 +342,16 @@ fn walk(
         result.files += 1;
         result.bytes += size;
         let found = scan_one_file(name, size, &mut entry, options, &mut buffer)?;
+        if size <= detect::MAX_WHOLE_FILE && packages::is_database_file(&path) {
+            let text = String::from_utf8_lossy(&buffer).into_owned();
+            result.package_files.push((path.clone(), text));
+        }
+        if let Some(digests) = found.digests {
+            result.digests.push((path.clone(), digests));
+        }
         result
             .detections
-            .extend(found.into_iter().map(|d| (path.clone(), d)));
+            .extend(found.detections.into_iter().map(|d| (path.clone(), d)));
     }
     for (link, target) in hardlinks {
         let copies: Vec<_> = result
@@ -347,27 +361,70 @@ fn walk(
             .map(|(_, detection)| (link.clone(), detection.clone()))
             .collect();
         result.detections.extend(copies);
+        let digests = result.digests.iter().find(|(path, _)| *path == target);
+        if let Some((_, digests)) = digests {
+            result.digests.push((link, digests.clone()));
+        }
     }
     Ok(())
+}
+
+/// What one file held: its detections, and its checksums when it has any.
+#[derive(Debug, Default)]
+pub struct FileScan {
+    pub detections: Vec<Detection>,
+    /// Only for a file with detections (hashing every file would cost a scan's time).
+    pub digests: Option<FileDigests>,
 }
 
 /// Scans one file of `size` bytes from `reader`: read whole (up to `detect::MAX_WHOLE_FILE`)
 /// through every detector, or, when larger, streamed for PEM blocks with a note when it is an
 /// archive and no unparseable-PEM noise from programs. The one per-file routine for layer
-/// entries and `dir:` trees; `buffer` is reused between files.
+/// entries and `dir:` trees; `buffer` is reused between files and holds a whole file's bytes
+/// afterwards.
 pub fn scan_one_file(
     name: &str,
     size: u64,
     reader: &mut impl Read,
     options: &Options,
     buffer: &mut Vec<u8>,
-) -> std::io::Result<Vec<Detection>> {
+) -> std::io::Result<FileScan> {
     if size <= detect::MAX_WHOLE_FILE {
         buffer.clear();
         reader.take(detect::MAX_WHOLE_FILE).read_to_end(buffer)?;
-        Ok(detect::scan_file(name, buffer, options))
+        let detections = detect::scan_file(name, buffer, options);
+        let digests = (!detections.is_empty()).then(|| FileDigests::of(buffer));
+        Ok(FileScan {
+            detections,
+            digests,
+        })
     } else {
-        scan_large(reader)
+        // Hashed while streaming: whether it has detections is known only at the end.
+        let mut hashing = Hashing {
+            inner: reader,
+            hasher: packages::Hasher::default(),
+        };
+        let detections = scan_large(&mut hashing)?;
+        std::io::copy(&mut hashing, &mut std::io::sink())?;
+        let digests = (!detections.is_empty()).then(|| hashing.hasher.finish());
+        Ok(FileScan {
+            detections,
+            digests,
+        })
+    }
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<'r, R> {
+    inner: &'r mut R,
+    hasher: packages::Hasher,
+}
+
+impl<R: Read> Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.hasher.update(&buf[..read]);
+        Ok(read)
     }
 }
 

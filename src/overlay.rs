@@ -34,7 +34,14 @@ impl<'a> Overlay<'a> {
 
     /// Whether `path`, written by layer `index`, survives every later layer.
     pub fn visible(&self, index: usize, path: &str) -> bool {
-        for (changes, opaque) in self.layers.iter().skip(index + 1) {
+        self.visible_through(index, path, self.layers.len())
+    }
+
+    /// Whether `path`, written by layer `index`, survives the later layers up to and including
+    /// layer `top`: whether it is in the filesystem as it stood after layer `top`.
+    pub fn visible_through(&self, index: usize, path: &str, top: usize) -> bool {
+        let later = top.saturating_sub(index);
+        for (changes, opaque) in self.layers.iter().skip(index + 1).take(later) {
             if changes.contains_key(path) || opaque.contains(path) {
                 return false;
             }
@@ -91,5 +98,10 @@ mod tests {
         assert!(!overlay.visible(0, "/e/key"));
         assert!(overlay.visible(0, "/f/x"));
         assert!(overlay.visible(1, "/e/key"));
+        assert!(
+            overlay.visible_through(0, "/a/key.pem", 0),
+            "before the whiteout"
+        );
+        assert!(!overlay.visible_through(0, "/a/key.pem", 1));
     }
 }

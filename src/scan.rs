@@ -9,6 +9,7 @@ use crate::detect::{self, Options};
 use crate::finding::Location;
 use crate::image::{self, BlobStore, Image};
 use crate::layer::{self, LayerScan};
+use crate::packages::{self, layers::Provenance};
 use crate::report::{ImageReport, LayerReport};
 use std::collections::HashMap;
 use std::path::Path;
@@ -146,9 +147,11 @@ fn assemble(
         .filter_map(|layer| by_digest.get(&layer.digest))
         .collect();
     let overlay = crate::overlay::Overlay::new(&scans);
+    let provenance = Provenance::new(&scans, &overlay);
     let mut observations = Vec::new();
     for (index, (layer, scan)) in image.layers.iter().zip(&scans).enumerate() {
         for (path, detection) in &scan.detections {
+            let in_final_image = overlay.visible(index, path);
             observations.push(Observation {
                 artifact: detection.artifact.clone(),
                 location: Location {
@@ -157,7 +160,8 @@ fn assemble(
                     path: Some(path.clone()),
                     archive_path: detection.archive_path.clone(),
                     config_field: None,
-                    in_final_image: overlay.visible(index, path),
+                    in_final_image,
+                    owner: provenance.owner(index, path, in_final_image),
                 },
             });
         }
@@ -203,6 +207,13 @@ fn assemble(
     }
 }
 
+/// One file of a `dir:` tree: what was found, and its text when it is a package database.
+struct FileResult {
+    path: String,
+    scanned: layer::FileScan,
+    database: Option<String>,
+}
+
 /// Scans a plain directory tree (`dir:`) as if it were the final filesystem of an image.
 /// Symlinks are not followed, so nothing outside `root` is read. Each file goes through the
 /// same routine as a layer entry (`layer::scan_one_file`).
@@ -228,7 +239,7 @@ pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, E
         }
     }
     let workers = threads(settings, files.len());
-    let results = parallel(&files, workers, |path| -> Result<Vec<Observation>, Error> {
+    let results = parallel(&files, workers, |path| -> Result<FileResult, Error> {
         let relative = path.strip_prefix(root).unwrap_or(path);
         let image_path = format!("/{}", relative.to_string_lossy());
         let name = path
@@ -237,25 +248,42 @@ pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, E
             .unwrap_or_default();
         let mut file = fs_err::File::open(path).map_err(|e| io(path, e))?;
         let size = file.metadata().map_err(|e| io(path, e))?.len();
-        let detections =
-            layer::scan_one_file(&name, size, &mut file, &settings.options, &mut Vec::new())
-                .map_err(|e| io(path, e))?;
-        Ok(detections
-            .into_iter()
-            .map(|detection| Observation {
-                artifact: detection.artifact,
-                location: Location {
-                    path: Some(image_path.clone()),
-                    archive_path: detection.archive_path,
-                    in_final_image: true,
-                    ..Location::default()
-                },
-            })
-            .collect())
+        let mut buffer = Vec::new();
+        let scanned = layer::scan_one_file(&name, size, &mut file, &settings.options, &mut buffer)
+            .map_err(|e| io(path, e))?;
+        let database = (size <= detect::MAX_WHOLE_FILE && packages::is_database_file(&image_path))
+            .then(|| String::from_utf8_lossy(&buffer).into_owned());
+        Ok(FileResult {
+            path: image_path,
+            scanned,
+            database,
+        })
     });
-    let mut observations = Vec::new();
+    let mut found = Vec::new();
+    let mut databases = Vec::new();
     for result in results {
-        observations.extend(result?);
+        let mut result = result?;
+        if let Some(text) = result.database.take() {
+            databases.push((result.path.clone(), text));
+        }
+        found.push(result);
+    }
+    let index = packages::Index::build(databases.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+    let mut observations = Vec::new();
+    for FileResult { path, scanned, .. } in found {
+        let owner = (!scanned.detections.is_empty())
+            .then(|| index.owner(&path, scanned.digests.as_ref()))
+            .flatten();
+        observations.extend(scanned.detections.into_iter().map(|detection| Observation {
+            artifact: detection.artifact,
+            location: Location {
+                path: Some(path.clone()),
+                archive_path: detection.archive_path,
+                in_final_image: true,
+                owner: owner.clone(),
+                ..Location::default()
+            },
+        }));
     }
     let (findings, inventory) = analyze::analyze(observations, settings.context);
     Ok(ImageReport {

@@ -14,6 +14,7 @@ mod hygiene;
 mod inject;
 mod inject_java;
 mod policy;
+mod provenance;
 mod registry;
 mod report;
 mod rootfs;

@@ -1,0 +1,106 @@
+//! Owners across the layers of one image: the package index of the filesystem as it stood
+//! after a given layer, built from the database files each layer recorded and the overlay's
+//! view of which of them were still there. A file in the final image is judged against the
+//! final databases; a file a later layer deleted, against the databases of its own layer.
+
+use super::{FileDigests, Index, Owner};
+use crate::layer::LayerScan;
+use crate::overlay::Overlay;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Package indexes of one image, built on first use per layer.
+pub struct Provenance<'a> {
+    scans: &'a [&'a LayerScan],
+    overlay: &'a Overlay<'a>,
+    indexes: RefCell<HashMap<usize, Index>>,
+}
+
+impl<'a> Provenance<'a> {
+    pub fn new(scans: &'a [&'a LayerScan], overlay: &'a Overlay<'a>) -> Self {
+        Self {
+            scans,
+            overlay,
+            indexes: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The owner of `path`, written by layer `index`; judged as of the final image when the
+    /// file is still in it.
+    pub fn owner(&self, index: usize, path: &str, in_final_image: bool) -> Option<Owner> {
+        if !self.scans.iter().any(|scan| !scan.package_files.is_empty()) {
+            return None;
+        }
+        let top = if in_final_image {
+            self.scans.len().saturating_sub(1)
+        } else {
+            index
+        };
+        let digests: Option<&FileDigests> = self.scans.get(index).and_then(|scan| {
+            scan.digests
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, digests)| digests)
+        });
+        let mut indexes = self.indexes.borrow_mut();
+        let index = indexes.entry(top).or_insert_with(|| self.build(top));
+        index.owner(path, digests)
+    }
+
+    /// The index of the filesystem after layer `top`.
+    fn build(&self, top: usize) -> Index {
+        let mut files: HashMap<&str, &str> = HashMap::new();
+        for (layer, scan) in self.scans.iter().enumerate().take(top + 1) {
+            for (path, text) in &scan.package_files {
+                if self.overlay.visible_through(layer, path, top) {
+                    files.insert(path, text);
+                }
+            }
+        }
+        Index::build(files)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::Change;
+
+    const STATUS: &str = "Package: app\nStatus: install ok installed\nVersion: 1\n";
+
+    fn layer(files: &[(&str, &str)], changes: &[(&str, Change)]) -> LayerScan {
+        LayerScan {
+            package_files: files
+                .iter()
+                .map(|(p, t)| (p.to_string(), t.to_string()))
+                .collect(),
+            changes: changes.iter().map(|(p, c)| (p.to_string(), *c)).collect(),
+            ..LayerScan::default()
+        }
+    }
+
+    #[test]
+    fn a_deleted_file_is_judged_by_its_own_layer_and_a_final_one_by_the_last() {
+        let base = layer(
+            &[
+                ("/var/lib/dpkg/status", STATUS),
+                ("/var/lib/dpkg/info/app.list", "/opt/app/key.pem\n"),
+            ],
+            &[("/var/lib/dpkg/info/app.list", Change::Entry)],
+        );
+        // The package is removed: its list is deleted and the status no longer names it.
+        let top = layer(
+            &[("/var/lib/dpkg/status", "")],
+            &[
+                ("/var/lib/dpkg/info/app.list", Change::Whiteout),
+                ("/var/lib/dpkg/status", Change::Entry),
+            ],
+        );
+        let scans = [&base, &top];
+        let overlay = Overlay::new(&scans);
+        let provenance = Provenance::new(&scans, &overlay);
+        let owner = provenance.owner(0, "/opt/app/key.pem", false);
+        assert_eq!(owner.map(|o| o.name), Some("app".to_string()));
+        assert!(provenance.owner(0, "/opt/app/key.pem", true).is_none());
+    }
+}
