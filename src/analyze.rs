@@ -7,6 +7,10 @@
 use crate::detect::{Artifact, CertEncoding, KeystoreKind, KeystorePassword, UnparseableKind};
 use crate::finding::{Finding, Location, Rule};
 use crate::keys::KeyInfo;
+use crate::packages::{
+    self, Integrity, Owner,
+    generated::{self, Generated},
+};
 use crate::truststore::Standing;
 use crate::x509::{self, CertInfo};
 use serde::{Deserialize, Serialize};
@@ -17,15 +21,20 @@ use std::collections::{BTreeMap, HashMap};
 pub struct Observation {
     pub artifact: Artifact,
     pub location: Location,
+    /// For a file in no package's list: the package (`name version`) whose own directory
+    /// holds it, which makes it look like the package's when it is not.
+    pub package_directory: Option<String>,
 }
 
-/// The clock and windows used to judge certificates.
-#[derive(Clone, Copy, Debug)]
+/// The clock and windows used to judge certificates, and the origins treated as public.
+#[derive(Clone, Debug, Default)]
 pub struct Context {
     /// "Now", Unix seconds.
     pub now: i64,
     /// Warn about certificates expiring within this many days.
     pub expiry_warn_days: i64,
+    /// Package origins to treat as public besides the distributions (`packages::is_public`).
+    pub public_origins: Vec<String>,
 }
 
 /// Validity of a certificate at `now`.
@@ -96,7 +105,7 @@ pub struct CertificateRequestEntry {
     pub location: Location,
 }
 
-fn status(info: &CertInfo, context: Context) -> (Status, i64) {
+fn status(info: &CertInfo, context: &Context) -> (Status, i64) {
     let days_left = (info.not_after_unix - context.now).div_euclid(86_400);
     let status = if context.now > info.not_after_unix {
         Status::Expired
@@ -134,7 +143,7 @@ fn history_note(location: &Location) -> &'static str {
 }
 
 /// Builds the inventory and findings for one image.
-pub fn analyze(observations: Vec<Observation>, context: Context) -> (Vec<Finding>, Inventory) {
+pub fn analyze(observations: Vec<Observation>, context: &Context) -> (Vec<Finding>, Inventory) {
     let mut certificates: BTreeMap<String, CertificateEntry> = BTreeMap::new();
     let mut by_spki: HashMap<String, String> = HashMap::new();
     let mut findings = Vec::new();
@@ -200,11 +209,14 @@ pub fn analyze(observations: Vec<Observation>, context: Context) -> (Vec<Finding
                         cert.info.is_ca,
                     )
                 });
+                let ownership =
+                    Ownership::of(location, observation.package_directory.as_deref(), context);
                 key_findings(
                     &info,
                     keystore,
                     certificate.as_ref(),
                     location,
+                    &ownership,
                     &mut findings,
                 );
                 let entry = keys
@@ -290,7 +302,7 @@ fn certificate_findings(
     info: &CertInfo,
     encoding: CertEncoding,
     location: &Location,
-    context: Context,
+    context: &Context,
     out: &mut Vec<Finding>,
 ) {
     // A certificate that only survives in history is inventory, not a live problem.
@@ -399,15 +411,101 @@ fn describe_key(info: &KeyInfo) -> String {
     text
 }
 
+/// What a key's owner says about it.
+enum Ownership {
+    /// Unchanged in a public package: every copy of the package holds it.
+    Public(Owner),
+    /// Written by a package's installer while the image was built.
+    Generated(&'static Generated),
+    /// The rule stands; this says why the owner does not make it public.
+    Note(String),
+}
+
+impl Ownership {
+    fn of(location: &Location, package_directory: Option<&str>, context: &Context) -> Self {
+        let path = location.path.as_deref().unwrap_or_default();
+        let Some(owner) = &location.owner else {
+            if let Some(generated) = generated::generator(path) {
+                return Self::Generated(generated);
+            }
+            return Self::Note(match package_directory {
+                Some(package) => format!(
+                    "; it is in the directory of package {package} but in no package's file list"
+                ),
+                None => String::new(),
+            });
+        };
+        let package = format!(
+            "{} package {} {}",
+            owner.ecosystem.as_str(),
+            owner.name,
+            owner.version
+        );
+        Self::Note(match owner.integrity {
+            Integrity::Modified => format!(
+                "; the file differs from what {package} installed: changed after installation"
+            ),
+            Integrity::Unrecorded => format!(
+                "; {package} records no checksum for it, so it cannot be shown to be the package's"
+            ),
+            Integrity::Verified if packages::is_public(owner, &context.public_origins) => {
+                return Self::Public(owner.clone());
+            }
+            Integrity::Verified => format!(
+                "; {package} comes from {}, not a public distribution: a private package may carry a production key",
+                owner.origin.as_deref().unwrap_or("an unknown origin")
+            ),
+        })
+    }
+}
+
 fn key_findings(
     info: &KeyInfo,
     keystore: Option<KeystoreKind>,
     certificate: Option<&(String, String, bool)>,
     location: &Location,
+    ownership: &Ownership,
     out: &mut Vec<Finding>,
 ) {
     let key = describe_key(info);
-    let note = history_note(location);
+    match ownership {
+        Ownership::Public(owner) => {
+            let message = format!(
+                "{key}private key ships unchanged in {} package {} {}: public test material, not a secret of this image{}",
+                owner.ecosystem.as_str(),
+                owner.name,
+                owner.version,
+                history_note(location)
+            );
+            out.push(finding(
+                Rule::PackageKey,
+                message,
+                location,
+                &info.fingerprint,
+            ));
+            return;
+        }
+        Ownership::Generated(generated) => {
+            let message = format!(
+                "{key}private key at the path where {}'s install script generates it while the image is built: every container started from this image shares it; {}, or use `ocicert inject --enroll`{}",
+                generated.package,
+                generated.fix,
+                history_note(location)
+            );
+            out.push(finding(
+                Rule::BuildGeneratedKey,
+                message,
+                location,
+                &info.fingerprint,
+            ));
+            return;
+        }
+        Ownership::Note(_) => {}
+    }
+    let note = match ownership {
+        Ownership::Note(why) => format!("{why}{}", history_note(location)),
+        _ => history_note(location).to_string(),
+    };
     let (rule, message) = match (keystore, certificate) {
         (Some(kind), Some((_, subject, _))) => (
             Rule::KeystorePrivateKey,

@@ -136,6 +136,8 @@ rules! {
     CaPrivateKey = "ca-private-key", Critical, "The private key of a CA certificate ships in the image";
     IdentityKeyPair = "identity-key-pair", Critical, "A private key ships together with its certificate: a usable identity";
     PrivateKey = "private-key", High, "An unencrypted private key ships in the image";
+    BuildGeneratedKey = "build-generated-key", High, "A package's install script generated a key at build time: every container from the image shares it";
+    PackageKey = "package-key", Low, "A private key ships unchanged in a package from a public distribution or registry: public material, not a secret of this image";
     PrivateKeyEncrypted = "private-key-encrypted", Medium, "A passphrase-protected private key ships in the image";
     KeystorePrivateKey = "keystore-private-key", High, "A keystore (PKCS#12, JKS, JCEKS) holds a private key";
     KeystoreUnknownPassword = "keystore-unknown-password", Medium, "A keystore whose password is not one of the known defaults";

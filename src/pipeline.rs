@@ -63,6 +63,10 @@ impl<'a> Request<'a> {
             context: Context {
                 now: self.now,
                 expiry_warn_days: i64::from(expiry_warn),
+                public_origins: self
+                    .policy
+                    .map(|p| p.public_origins.clone())
+                    .unwrap_or_default(),
             },
             threads: self.threads,
             cache: self.cache.clone(),

@@ -5,6 +5,7 @@
 use crate::analyze::{Context, Observation, analyze};
 use crate::detect::{Artifact, Options, scan_file};
 use crate::finding::{Location, Rule};
+use crate::packages::{Ecosystem, Integrity, Owner};
 use crate::test_fixtures::fixture;
 
 /// 2026-06-01T00:00:00Z, the clock the fixtures were made for.
@@ -39,6 +40,18 @@ const ROWS: &[(Rule, &[(&str, Content)])] = {
         (
             Rule::PrivateKey,
             &[("/root/key.pem", Fixture("keys/rsa-pkcs8.pem"))],
+        ),
+        (
+            Rule::BuildGeneratedKey,
+            &[("/etc/ssh/ssh_host_ed25519_key", Fixture("keys/ed25519.pem"))],
+        ),
+        (
+            // With the owner a verified Debian package (set below).
+            Rule::PackageKey,
+            &[(
+                "/usr/lib/x86_64-linux-gnu/libgnutls.so.30",
+                Fixture("keys/rsa-pkcs8.pem"),
+            )],
         ),
         (
             Rule::PrivateKeyEncrypted,
@@ -134,11 +147,23 @@ fn observations(rule: Rule, files: &[(&str, Content)]) -> Vec<Observation> {
                 reason: "archive larger than 32 MiB was not opened".into(),
             });
         }
+        let owner = (rule == Rule::PackageKey).then(|| Owner {
+            ecosystem: Ecosystem::Dpkg,
+            name: "libgnutls30".into(),
+            version: "3.7.9-2+deb12u3".into(),
+            origin: Some(
+                "Debian GnuTLS Maintainers <pkg-gnutls-maint@lists.alioth.debian.org>".into(),
+            ),
+            integrity: Integrity::Verified,
+            compiled_from: None,
+        });
         out.extend(detections.into_iter().map(|artifact| Observation {
             artifact,
+            package_directory: None,
             location: Location {
                 path: Some((*path).to_string()),
                 in_final_image: true,
+                owner: owner.clone(),
                 ..Location::default()
             },
         }));
@@ -151,13 +176,14 @@ fn every_rule_has_a_row_that_produces_it() {
     let context = Context {
         now: NOW,
         expiry_warn_days: 30,
+        ..Context::default()
     };
     for rule in Rule::ALL {
         let (_, files) = ROWS
             .iter()
             .find(|(r, _)| r == rule)
             .unwrap_or_else(|| panic!("rule `{}` has no row in ROWS", rule.id()));
-        let (findings, _) = analyze(observations(*rule, files), context);
+        let (findings, _) = analyze(observations(*rule, files), &context);
         assert!(
             findings.iter().any(|f| f.rule == *rule),
             "`{}` was not produced; got {:?}",

@@ -152,7 +152,9 @@ fn assemble(
     for (index, (layer, scan)) in image.layers.iter().zip(&scans).enumerate() {
         for (path, detection) in &scan.detections {
             let in_final_image = overlay.visible(index, path);
+            let (owner, package_directory) = provenance.lookup(index, path, in_final_image);
             observations.push(Observation {
+                package_directory,
                 artifact: detection.artifact.clone(),
                 location: Location {
                     layer_index: Some(index),
@@ -161,14 +163,16 @@ fn assemble(
                     archive_path: detection.archive_path.clone(),
                     config_field: None,
                     in_final_image,
-                    owner: provenance.owner(index, path, in_final_image),
+                    owner,
                 },
             });
         }
     }
+    confirm_compiled(&mut observations);
     for (field, artifact) in detect::config::scan(&image.config) {
         observations.push(Observation {
             artifact,
+            package_directory: None,
             location: Location {
                 config_field: Some(field),
                 in_final_image: true,
@@ -176,7 +180,7 @@ fn assemble(
             },
         });
     }
-    let (findings, inventory) = analyze::analyze(observations, settings.context);
+    let (findings, inventory) = analyze::analyze(observations, &settings.context);
     let history = image::layer_history(&image.config);
     let layers = image
         .layers
@@ -204,6 +208,32 @@ fn assemble(
             .collect(),
         findings,
         inventory,
+    }
+}
+
+/// Byte code owned through its source (`Owner::compiled_from`) may only hold what the source
+/// holds: a key or certificate the source lacks was not compiled from it, so that byte code
+/// counts as modified.
+fn confirm_compiled(observations: &mut [Observation]) {
+    let fingerprint = |artifact: &detect::Artifact| match artifact {
+        detect::Artifact::Key { info, .. } => Some(info.fingerprint.clone()),
+        detect::Artifact::Certificate { info, .. } => Some(info.fingerprint.clone()),
+        _ => None,
+    };
+    let in_sources: std::collections::HashSet<(String, String)> = observations
+        .iter()
+        .filter_map(|o| Some((o.location.path.clone()?, fingerprint(&o.artifact)?)))
+        .collect();
+    for observation in observations.iter_mut() {
+        let Some(print) = fingerprint(&observation.artifact) else {
+            continue;
+        };
+        if let Some(owner) = observation.location.owner.as_mut()
+            && let Some(source) = &owner.compiled_from
+            && !in_sources.contains(&(source.clone(), print))
+        {
+            owner.integrity = packages::Integrity::Modified;
+        }
     }
 }
 
@@ -269,23 +299,46 @@ pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, E
         found.push(result);
     }
     let index = packages::Index::build(databases.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+    let digests: HashMap<&str, &packages::FileDigests> = found
+        .iter()
+        .filter_map(|f| Some((f.path.as_str(), f.scanned.digests.as_ref()?)))
+        .collect();
+    let owner_of = |path: &str| {
+        index.owner(path, digests.get(path).copied()).or_else(|| {
+            let source = packages::layers::compiled_source(path)?;
+            let mut owner = index.owner(&source, digests.get(source.as_str()).copied())?;
+            owner.compiled_from = Some(source);
+            Some(owner)
+        })
+    };
     let mut observations = Vec::new();
-    for FileResult { path, scanned, .. } in found {
-        let owner = (!scanned.detections.is_empty())
-            .then(|| index.owner(&path, scanned.digests.as_ref()))
+    for FileResult { path, scanned, .. } in &found {
+        if scanned.detections.is_empty() {
+            continue;
+        }
+        let owner = owner_of(path);
+        let package_directory = owner
+            .is_none()
+            .then(|| {
+                index
+                    .directory_package(path)
+                    .map(packages::Package::describe)
+            })
             .flatten();
-        observations.extend(scanned.detections.into_iter().map(|detection| Observation {
-            artifact: detection.artifact,
+        observations.extend(scanned.detections.iter().map(|detection| Observation {
+            package_directory: package_directory.clone(),
+            artifact: detection.artifact.clone(),
             location: Location {
                 path: Some(path.clone()),
-                archive_path: detection.archive_path,
+                archive_path: detection.archive_path.clone(),
                 in_final_image: true,
                 owner: owner.clone(),
                 ..Location::default()
             },
         }));
     }
-    let (findings, inventory) = analyze::analyze(observations, settings.context);
+    confirm_compiled(&mut observations);
+    let (findings, inventory) = analyze::analyze(observations, &settings.context);
     Ok(ImageReport {
         manifest_digest: None,
         config_digest: None,
@@ -316,6 +369,7 @@ mod tests {
             context: Context {
                 now: 0,
                 expiry_warn_days: 30,
+                ..Context::default()
             },
             threads: 1,
             cache: None,

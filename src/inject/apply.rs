@@ -184,10 +184,7 @@ fn read_view(
 ) -> Result<(View, HashMap<String, Vec<u8>>), Error> {
     let settings = crate::scan::Settings {
         options: crate::detect::Options::default(),
-        context: crate::analyze::Context {
-            now: 0,
-            expiry_warn_days: 0,
-        },
+        context: crate::analyze::Context::default(),
         threads: 0,
         cache: cache.cloned(),
     };

@@ -3,7 +3,7 @@
 //! view of which of them were still there. A file in the final image is judged against the
 //! final databases; a file a later layer deleted, against the databases of its own layer.
 
-use super::{FileDigests, Index, Owner};
+use super::{FileDigests, Index, Owner, Package};
 use crate::layer::LayerScan;
 use crate::overlay::Overlay;
 use std::cell::RefCell;
@@ -28,23 +28,57 @@ impl<'a> Provenance<'a> {
     /// The owner of `path`, written by layer `index`; judged as of the final image when the
     /// file is still in it.
     pub fn owner(&self, index: usize, path: &str, in_final_image: bool) -> Option<Owner> {
+        self.lookup(index, path, in_final_image).0
+    }
+
+    /// The owner of `path` as `owner` gives it; when there is none, the package (`name
+    /// version`) whose own directory holds the file.
+    pub fn lookup(
+        &self,
+        index: usize,
+        path: &str,
+        in_final_image: bool,
+    ) -> (Option<Owner>, Option<String>) {
         if !self.scans.iter().any(|scan| !scan.package_files.is_empty()) {
-            return None;
+            return (None, None);
         }
         let top = if in_final_image {
             self.scans.len().saturating_sub(1)
         } else {
             index
         };
-        let digests: Option<&FileDigests> = self.scans.get(index).and_then(|scan| {
-            scan.digests
-                .iter()
-                .find(|(p, _)| p == path)
-                .map(|(_, digests)| digests)
-        });
+        let digests = self.digests(index, path);
         let mut indexes = self.indexes.borrow_mut();
-        let index = indexes.entry(top).or_insert_with(|| self.build(top));
-        index.owner(path, digests)
+        let package_index = indexes.entry(top).or_insert_with(|| self.build(top));
+        if let Some(owner) = package_index.owner(path, digests) {
+            return (Some(owner), None);
+        }
+        // Python byte code the package's install script compiled: judged by its source.
+        if let Some(source) = compiled_source(path) {
+            let digests = self.latest_digests(&source, top);
+            if let Some(mut owner) = package_index.owner(&source, digests) {
+                owner.compiled_from = Some(source);
+                return (Some(owner), None);
+            }
+        }
+        let directory = package_index.directory_package(path).map(Package::describe);
+        (None, directory)
+    }
+
+    fn digests(&self, layer: usize, path: &str) -> Option<&'a FileDigests> {
+        let scan: &'a LayerScan = self.scans.get(layer)?;
+        scan.digests
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, digests)| digests)
+    }
+
+    /// The digests of `path` as it stood after layer `top`.
+    fn latest_digests(&self, path: &str, top: usize) -> Option<&'a FileDigests> {
+        (0..=top)
+            .rev()
+            .filter(|layer| self.overlay.visible_through(*layer, path, top))
+            .find_map(|layer| self.digests(layer, path))
     }
 
     /// The index of the filesystem after layer `top`.
@@ -59,6 +93,15 @@ impl<'a> Provenance<'a> {
         }
         Index::build(files)
     }
+}
+
+/// The source of CPython byte code: `d/__pycache__/m.cpython-311.pyc` (or `.opt-1.pyc`) is
+/// compiled from `d/m.py`.
+pub fn compiled_source(path: &str) -> Option<String> {
+    let (directory, file) = path.rsplit_once("/__pycache__/")?;
+    let stem = file.strip_suffix(".pyc")?;
+    let module = stem.split('.').next().filter(|m| !m.is_empty())?;
+    (stem.len() > module.len()).then(|| format!("{directory}/{module}.py"))
 }
 
 #[cfg(test)]
@@ -77,6 +120,23 @@ mod tests {
             changes: changes.iter().map(|(p, c)| (p.to_string(), *c)).collect(),
             ..LayerScan::default()
         }
+    }
+
+    #[test]
+    fn byte_code_names_its_source() {
+        assert_eq!(
+            compiled_source(
+                "/usr/lib/python3/dist-packages/twisted/test/__pycache__/keydata.cpython-311.pyc"
+            )
+            .as_deref(),
+            Some("/usr/lib/python3/dist-packages/twisted/test/keydata.py")
+        );
+        assert_eq!(
+            compiled_source("/a/__pycache__/m.cpython-311.opt-1.pyc").as_deref(),
+            Some("/a/m.py")
+        );
+        assert_eq!(compiled_source("/a/m.pyc"), None);
+        assert_eq!(compiled_source("/a/__pycache__/m.pyc"), None);
     }
 
     #[test]

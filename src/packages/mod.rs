@@ -8,6 +8,7 @@
 //! `info/*.list`, `info/*.md5sums`).
 
 pub mod dpkg;
+pub mod generated;
 pub mod layers;
 
 use serde::{Deserialize, Serialize};
@@ -80,6 +81,11 @@ pub struct Owner {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
     pub integrity: Integrity,
+    /// For Python byte code the package's install script compiled: the package's source file
+    /// it was compiled from, whose integrity this is. (Its keys are checked to be the
+    /// source's.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiled_from: Option<String>,
 }
 
 impl fmt::Display for Owner {
@@ -150,11 +156,21 @@ pub struct Package {
     pub origin: Option<String>,
 }
 
+impl Package {
+    /// `name version`
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.name, self.version)
+    }
+}
+
 /// Every owned path of one filesystem state, with its package and recorded checksum.
 #[derive(Debug, Default)]
 pub struct Index {
     packages: Vec<Package>,
     files: HashMap<String, (usize, Option<Recorded>)>,
+    /// Every ancestor directory of an owned path: the one package whose files are below it,
+    /// or `None` when several packages share it (`/usr/lib`).
+    directories: HashMap<String, Option<usize>>,
 }
 
 impl Index {
@@ -173,10 +189,43 @@ impl Index {
 
     /// Records that `package` owns `path`; a recorded checksum replaces none.
     pub(crate) fn own(&mut self, path: String, package: usize, recorded: Option<Recorded>) {
+        let mut directory = path.as_str();
+        while let Some((parent, _)) = directory.rsplit_once('/') {
+            if parent.is_empty() {
+                break;
+            }
+            match self.directories.get_mut(parent) {
+                Some(Some(owner)) if *owner != package => {
+                    self.directories.insert(parent.to_string(), None);
+                }
+                Some(_) => {}
+                None => {
+                    self.directories.insert(parent.to_string(), Some(package));
+                }
+            }
+            directory = parent;
+        }
         let slot = self.files.entry(path).or_insert((package, None));
         if slot.0 == package && recorded.is_some() {
             slot.1 = recorded;
         }
+    }
+
+    /// The package whose own directory holds `path` (a directory no other package has files
+    /// in), for a file that is in no package's list: `/usr/lib/ssl/misc/x.pem` is in
+    /// openssl's directory, `/usr/lib/x.pem` in no single package's.
+    pub fn directory_package(&self, path: &str) -> Option<&Package> {
+        let mut directory = path;
+        while let Some((parent, _)) = directory.rsplit_once('/') {
+            if parent.is_empty() {
+                return None;
+            }
+            if let Some(owner) = self.directories.get(parent) {
+                return owner.map(|number| &self.packages[number]);
+            }
+            directory = parent;
+        }
+        None
     }
 
     pub fn is_empty(&self) -> bool {
@@ -204,8 +253,51 @@ impl Index {
             version: package.version.clone(),
             origin: package.origin.clone(),
             integrity,
+            compiled_from: None,
         })
     }
+}
+
+/// Email domains of the distributions whose packages are public: every copy of such a package
+/// holds the same bytes, so a key in it is no secret of one image.
+const PUBLIC_DOMAINS: [&str; 6] = [
+    "debian.org",
+    "debian.net",
+    "ubuntu.com",
+    "canonical.com",
+    "launchpad.net",
+    "alioth.debian.org",
+];
+
+/// Whether `owner` comes from a public distribution or registry: a dpkg package whose `Origin`
+/// is Debian or Ubuntu or whose maintainer writes from one of their domains, or whose origin
+/// matches one of `extra` (the policy's `public_origins`: an origin as written, or an email
+/// domain and its subdomains).
+pub fn is_public(owner: &Owner, extra: &[String]) -> bool {
+    let Some(origin) = owner.origin.as_deref() else {
+        return false;
+    };
+    let domain = origin
+        .rsplit_once('@')
+        .map(|(_, rest)| rest.trim_end_matches('>').trim().to_ascii_lowercase());
+    let under = |wanted: &str| {
+        domain.as_deref().is_some_and(|domain| {
+            domain == wanted
+                || domain
+                    .strip_suffix(wanted)
+                    .is_some_and(|head| head.ends_with('.'))
+        })
+    };
+    let listed = extra
+        .iter()
+        .any(|entry| entry.eq_ignore_ascii_case(origin) || under(&entry.to_ascii_lowercase()));
+    listed
+        || match owner.ecosystem {
+            Ecosystem::Dpkg => {
+                ["Debian", "Ubuntu"].contains(&origin) || PUBLIC_DOMAINS.iter().any(|d| under(d))
+            }
+            _ => false,
+        }
 }
 
 fn same(want: &str, have: &str) -> Integrity {
@@ -247,6 +339,56 @@ mod tests {
         let owner = index.owner("/usr/lib/x86_64-linux-gnu/libc.so.6", None);
         assert_eq!(owner.map(|o| o.name), Some("libc6".to_string()));
         assert!(index.owner("/usr/local/lib/libc.so.6", None).is_none());
+    }
+
+    #[test]
+    fn public_origins_are_distributions_or_what_the_policy_adds() {
+        let owner = |origin: &str| Owner {
+            ecosystem: Ecosystem::Dpkg,
+            name: "p".into(),
+            version: "1".into(),
+            origin: Some(origin.into()),
+            integrity: Integrity::Verified,
+            compiled_from: None,
+        };
+        let gnutls = owner("Debian GnuTLS Maintainers <pkg-gnutls-maint@lists.alioth.debian.org>");
+        assert!(is_public(&gnutls, &[]));
+        assert!(is_public(
+            &owner("Debian Python Team <team+python@tracker.debian.org>"),
+            &[]
+        ));
+        let ours = owner("ACME Platform <platform@acme.example>");
+        assert!(!is_public(&ours, &[]));
+        assert!(!is_public(&owner("Mallory <m@evil-debian.org>"), &[]));
+        assert!(is_public(&ours, &["acme.example".to_string()]));
+        assert!(is_public(
+            &ours,
+            &["ACME Platform <platform@acme.example>".to_string()]
+        ));
+        assert!(
+            !is_public(&ours, &["me.example".to_string()]),
+            "whole labels only"
+        );
+    }
+
+    #[test]
+    fn a_directory_belongs_to_a_package_only_when_no_other_shares_it() {
+        let mut index = Index::default();
+        let mut add = |name: &str| {
+            index.add_package(Package {
+                ecosystem: Ecosystem::Dpkg,
+                name: name.into(),
+                version: "1".into(),
+                origin: None,
+            })
+        };
+        let (openssl, libc) = (add("openssl"), add("libc6"));
+        index.own("/usr/lib/ssl/misc/CA.pl".into(), openssl, None);
+        index.own("/usr/lib/libc.so".into(), libc, None);
+        let name = |path| index.directory_package(path).map(|p| p.name.clone());
+        assert_eq!(name("/usr/lib/ssl/misc/extra.pem"), Some("openssl".into()));
+        assert_eq!(name("/usr/lib/planted.pem"), None, "/usr/lib is shared");
+        assert_eq!(name("/app/key.pem"), None);
     }
 
     #[test]

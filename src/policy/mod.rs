@@ -46,15 +46,24 @@ pub struct Policy {
     pub trusted_roots: Vec<String>,
     pub severity: BTreeMap<Rule, Severity>,
     pub allow: Vec<Allow>,
+    /// Package origins to treat as public like the distributions (`packages::is_public`).
+    pub public_origins: Vec<String>,
 }
+
+/// A glob as written, and its compiled matcher.
+pub type Glob = (String, globset::GlobMatcher);
 
 /// One `[[allow]]` exception. Every matcher given must match.
 #[derive(Clone, Debug)]
 pub struct Allow {
     pub rule: Option<Rule>,
     /// The glob as written, and its compiled matcher.
-    pub path: Option<(String, globset::GlobMatcher)>,
+    pub path: Option<Glob>,
     pub fingerprint: Option<String>,
+    /// A glob on the owner's `ecosystem:name` (`dpkg:libgnutls30`).
+    pub owner: Option<Glob>,
+    /// Only files whose bytes are in this state against their package's record.
+    pub owner_integrity: Option<crate::packages::Integrity>,
     pub reason: String,
     /// Last day the exception applies.
     pub expires: Option<time::Date>,
@@ -163,7 +172,14 @@ fn date_text(date: time::Date) -> String {
 
 impl Allow {
     fn matches(&self, finding: &Finding) -> bool {
+        let owner = finding.location.owner.as_ref();
         self.rule.is_none_or(|rule| rule == finding.rule)
+            && self.owner.as_ref().is_none_or(|(_, glob)| {
+                owner.is_some_and(|o| glob.is_match(format!("{}:{}", o.ecosystem.as_str(), o.name)))
+            })
+            && self
+                .owner_integrity
+                .is_none_or(|wanted| owner.is_some_and(|o| o.integrity == wanted))
             && self
                 .fingerprint
                 .as_ref()

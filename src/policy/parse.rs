@@ -2,8 +2,9 @@
 //! is reported at once with its line and column (serde stops at the first). It does not apply
 //! the policy: that is `Policy::apply` in the parent module.
 
-use super::{Allow, Error, Policy, Problem, normalize_fingerprint};
+use super::{Allow, Error, Glob, Policy, Problem, normalize_fingerprint};
 use crate::finding::{FailOn, Rule, Severity};
+use crate::packages::Integrity;
 use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -119,6 +120,24 @@ impl Parser<'_> {
         parsed
     }
 
+    /// A glob: `/` separates path components in a `path`; an `owner` (`dpkg:libgnutls*`) has
+    /// none.
+    fn glob(&mut self, pattern: &str, path: bool, span: Range<usize>) -> Option<Glob> {
+        match globset::GlobBuilder::new(pattern)
+            .literal_separator(path)
+            .build()
+        {
+            Ok(glob) => Some((pattern.to_string(), glob.compile_matcher())),
+            Err(error) => {
+                self.problem(
+                    span,
+                    format!("`{pattern}` is not a valid glob: {}", error.kind()),
+                );
+                None
+            }
+        }
+    }
+
     fn allow(&mut self, value: &Spanned<DeValue<'_>>) -> Option<Allow> {
         let DeValue::Table(table) = value.get_ref() else {
             self.problem(
@@ -133,6 +152,8 @@ impl Parser<'_> {
         let mut rule = None;
         let mut path = None;
         let mut fingerprint = None;
+        let mut owner = None;
+        let mut owner_integrity = None;
         let mut reason = None;
         let mut expires = None;
         let mut broken = false;
@@ -148,20 +169,29 @@ impl Parser<'_> {
                     }
                     None => broken = true,
                 },
-                "path" => match self.string(name, value) {
-                    Some(pattern) => {
-                        match globset::GlobBuilder::new(pattern)
-                            .literal_separator(true)
-                            .build()
-                        {
-                            Ok(glob) => path = Some((pattern.to_string(), glob.compile_matcher())),
-                            Err(error) => {
-                                broken = true;
-                                self.problem(
-                                    value.span(),
-                                    format!("`{pattern}` is not a valid glob: {}", error.kind()),
-                                );
-                            }
+                "path" | "owner" => match self.string(name, value) {
+                    Some(pattern) => match self.glob(pattern, name == "path", value.span()) {
+                        Some(glob) if name == "path" => path = Some(glob),
+                        Some(glob) => owner = Some(glob),
+                        None => broken = true,
+                    },
+                    None => broken = true,
+                },
+                "owner_integrity" => match self.string(name, value) {
+                    Some(text) => {
+                        owner_integrity = [
+                            Integrity::Verified,
+                            Integrity::Modified,
+                            Integrity::Unrecorded,
+                        ]
+                        .into_iter()
+                        .find(|i| i.as_str() == text);
+                        if owner_integrity.is_none() {
+                            broken = true;
+                            self.problem(
+                                value.span(),
+                                format!("`owner_integrity` is `{text}`; expected verified, modified or unrecorded"),
+                            );
                         }
                     }
                     None => broken = true,
@@ -190,7 +220,7 @@ impl Parser<'_> {
                     self.problem(
                         key.span(),
                         format!(
-                            "unknown key `{other}` in `allow`; expected rule, path, fingerprint, reason or expires"
+                            "unknown key `{other}` in `allow`; expected rule, path, fingerprint, owner, owner_integrity, reason or expires"
                         ),
                     );
                 }
@@ -205,14 +235,14 @@ impl Parser<'_> {
                 "this `allow` entry has no `reason`; say why the exception exists",
             );
         }
-        if !["rule", "path", "fingerprint"]
+        if !["rule", "path", "fingerprint", "owner", "owner_integrity"]
             .iter()
             .any(|key| table.contains_key(*key))
         {
             broken = true;
             self.problem(
                 start..start,
-                "this `allow` entry matches everything; give at least one of `rule`, `path` or `fingerprint`",
+                "this `allow` entry matches everything; give at least one of `rule`, `path`, `fingerprint` or `owner`",
             );
         }
         if broken {
@@ -222,6 +252,8 @@ impl Parser<'_> {
             rule,
             path,
             fingerprint,
+            owner,
+            owner_integrity,
             reason: reason.unwrap_or_default(),
             expires,
             line: self.position(start).0,
@@ -285,6 +317,15 @@ pub fn parse(source: &str, text: &str) -> Result<Policy, Error> {
                     .map(|(text, _)| text)
                     .collect();
             }
+            "public_origins" => {
+                for (text, span) in parser.strings(name, value) {
+                    if text.trim().is_empty() {
+                        parser.problem(span, "a `public_origins` entry must not be empty");
+                    } else {
+                        policy.public_origins.push(text.trim().to_string());
+                    }
+                }
+            }
             "trusted_roots" => {
                 for (text, span) in parser.strings(name, value) {
                     if let Some(fingerprint) = parser.fingerprint(&text, span) {
@@ -329,7 +370,7 @@ pub fn parse(source: &str, text: &str) -> Result<Policy, Error> {
             other => parser.problem(
                 key.span(),
                 format!(
-                    "unknown key `{other}`; expected fail_on, expiry_warn_days, keystore_passwords, trusted_roots, severity or allow"
+                    "unknown key `{other}`; expected fail_on, expiry_warn_days, keystore_passwords, trusted_roots, public_origins, severity or allow"
                 ),
             ),
         }

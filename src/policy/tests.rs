@@ -140,3 +140,67 @@ fn fingerprints_normalise() {
     );
     assert_eq!(normalize_fingerprint("sha256:abc"), None);
 }
+
+#[test]
+fn owners_and_public_origins_select_package_findings() {
+    let policy = parse(
+        "ocicert.toml",
+        r#"
+public_origins = ["acme.example"]
+
+[severity]
+package-key = "info"
+
+[[allow]]
+owner = "dpkg:libgnutls*"
+owner_integrity = "verified"
+reason = "GnuTLS self-test keys"
+"#,
+    )
+    .unwrap();
+    assert_eq!(policy.public_origins, ["acme.example"]);
+    assert_eq!(
+        policy.severity.get(&Rule::PackageKey),
+        Some(&Severity::Info)
+    );
+    let finding = |name: &str, integrity| {
+        let owner = crate::packages::Owner {
+            ecosystem: crate::packages::Ecosystem::Dpkg,
+            name: name.into(),
+            version: "1".into(),
+            origin: None,
+            integrity,
+            compiled_from: None,
+        };
+        Finding::new(
+            Rule::PrivateKey,
+            String::new(),
+            crate::finding::Location {
+                path: Some("/usr/lib/x".into()),
+                in_final_image: true,
+                owner: Some(owner),
+                ..crate::finding::Location::default()
+            },
+            FINGERPRINT.to_string(),
+        )
+    };
+    use crate::packages::Integrity::{Modified, Verified};
+    assert!(policy.allow[0].matches(&finding("libgnutls30", Verified)));
+    assert!(!policy.allow[0].matches(&finding("libgnutls30", Modified)));
+    assert!(!policy.allow[0].matches(&finding("openssl", Verified)));
+    let mut unowned = finding("libgnutls30", Verified);
+    unowned.location.owner = None;
+    assert!(!policy.allow[0].matches(&unowned), "no owner, no match");
+
+    let error = parse(
+        "ocicert.toml",
+        "[[allow]]\nowner_integrity = \"pristine\"\nreason = \"x\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("expected verified, modified or unrecorded"),
+        "{error}"
+    );
+}

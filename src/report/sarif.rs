@@ -202,6 +202,8 @@ fn tags(rule: Rule) -> Vec<&'static str> {
         Rule::CaPrivateKey
         | Rule::IdentityKeyPair
         | Rule::PrivateKey
+        | Rule::BuildGeneratedKey
+        | Rule::PackageKey
         | Rule::PrivateKeyEncrypted
         | Rule::KeystorePrivateKey
         | Rule::KeystoreUnknownPassword => "secret",

@@ -99,6 +99,9 @@ fn write_image(report: &Report, image: &ImageReport, out: &mut dyn Write) -> std
                 place.push_str("  [history only]");
             }
             writeln!(out, "{place}")?;
+            if let Some(owner) = &location.owner {
+                writeln!(out, "    owner: {owner}")?;
+            }
             writeln!(out, "    fingerprint {}", finding.fingerprint)?;
         }
     }

@@ -8,6 +8,17 @@ use serde_json::{Value, json};
 /// The stock image of issue 31: minbase plus what a typical service image installs.
 const STOCK: [&str; 4] = ["ca-certificates", "curl", "openssl", "python3-certifi"];
 
+/// The rules a private key can raise.
+const KEY_RULES: [&str; 7] = [
+    "ca-private-key",
+    "identity-key-pair",
+    "private-key",
+    "private-key-encrypted",
+    "keystore-private-key",
+    "build-generated-key",
+    "package-key",
+];
+
 /// An OCI layout with the debootstrap rootfs as its base layer and `extra` layers on top.
 fn debian_image(packages: &[&str], extra: &[Vec<Entry>], dir: &std::path::Path) -> String {
     let rootfs = debian_rootfs_tar(packages);
@@ -57,6 +68,28 @@ fn every_gnutls_self_test_key_is_owned_by_libgnutls30_and_verified() {
         })
         .collect();
     assert_eq!(gnutls.len(), 10, "{}", run.stderr);
+    // The default gate (high) passes: GnuTLS's self-test keys are public package material.
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let gnutls_findings: Vec<&Value> = image["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["location"]["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/libgnutls.so.30"))
+        })
+        .collect();
+    assert_eq!(gnutls_findings.len(), 10);
+    for finding in gnutls_findings {
+        assert_eq!(finding["rule"], "package-key", "{finding}");
+        assert_eq!(finding["severity"], "low", "{finding}");
+        let message = finding["message"].as_str().unwrap();
+        assert!(
+            message.contains("ships unchanged in dpkg package libgnutls30 3.7.9-2+deb12u"),
+            "{message}"
+        );
+    }
     for location in gnutls {
         assert_eq!(
             owner_of(location),
@@ -87,30 +120,200 @@ fn keys_planted_on_top_of_packages_are_not_the_packages() {
         Entry::File("usr/lib/ssl/misc/extra.pem", key.clone()),
         Entry::File("app/tls/server.key", key),
     ];
-    let reference = debian_image(&STOCK, &[planted], dir.path());
-    let report = scan_json(&reference, &[]).json();
-    let owners: Vec<(String, Option<OwnerKey>)> = report["images"][0]["findings"]
+    let local_deb = local_deb_layer(dir.path());
+    let reference = debian_image(&STOCK, &[planted, local_deb], dir.path());
+    let run = scan_json(&reference, &[]);
+    assert_eq!(
+        run.code, 1,
+        "the planted keys fail the gate: {}",
+        run.stderr
+    );
+    let report = run.json();
+    let planted: Vec<(String, &Value)> = report["images"][0]["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["location"]["layer_index"] == 1)
-        .map(|f| {
-            let path = f["location"]["path"].as_str().unwrap().to_string();
-            (path, owner_of(&f["location"]))
-        })
+        .filter(|f| f["location"]["layer_index"].as_u64() >= Some(1))
+        .map(|f| (f["location"]["path"].as_str().unwrap().to_string(), f))
         .collect();
-    let owner = |path: &str| {
-        owners
+    let finding = |path: &str| {
+        planted
             .iter()
             .find(|(p, _)| p == path)
-            .unwrap_or_else(|| panic!("no finding at {path}: {owners:?}"))
+            .unwrap_or_else(|| panic!("no finding at {path}: {planted:?}"))
             .1
-            .clone()
     };
-    assert_eq!(
-        owner("/usr/lib/ssl/misc/tsget.pl"),
-        Some(("dpkg".into(), "openssl".into(), "modified".into()))
+    let check = |path: &str, owner: Option<OwnerKey>, reason: &str| {
+        let found = finding(path);
+        assert_eq!(owner_of(&found["location"]), owner, "{found}");
+        assert_eq!(
+            (found["rule"].as_str(), found["severity"].as_str()),
+            (Some("private-key"), Some("high")),
+            "{found}"
+        );
+        let message = found["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{path}: {message}");
+    };
+    check(
+        "/usr/lib/ssl/misc/tsget.pl",
+        Some(("dpkg".into(), "openssl".into(), "modified".into())),
+        "the file differs from what dpkg package openssl",
     );
-    assert_eq!(owner("/usr/lib/ssl/misc/extra.pem"), None);
-    assert_eq!(owner("/app/tls/server.key"), None);
+    check(
+        "/usr/lib/ssl/misc/extra.pem",
+        None,
+        "in the directory of package openssl",
+    );
+    check("/app/tls/server.key", None, "private key");
+    check(
+        "/opt/acme/agent.key",
+        Some(("dpkg".into(), "acme-agent".into(), "verified".into())),
+        "comes from ACME Platform <platform@acme.example>, not a public distribution",
+    );
+
+    // A team that runs its own archive says so, and then its packages' keys are public too.
+    let policy = dir.path().join("ocicert.toml");
+    fs_err::write(&policy, "public_origins = [\"acme.example\"]\n").unwrap();
+    let run = scan_json(&reference, &["--policy", policy.to_str().unwrap()]);
+    let report = run.json();
+    let agent = report["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["location"]["path"] == "/opt/acme/agent.key")
+        .unwrap();
+    assert_eq!(agent["rule"], "package-key", "{agent}");
+}
+
+/// A layer as `dpkg -i` of a locally built package leaves it: the package's file, and dpkg's
+/// database with the package added (dpkg itself writes it, into a copy of the base's).
+fn local_deb_layer(dir: &std::path::Path) -> Vec<Entry> {
+    require("dpkg-deb", "dpkg");
+    let package = dir.join("acme-agent");
+    fs_err::create_dir_all(package.join("DEBIAN")).unwrap();
+    fs_err::create_dir_all(package.join("opt/acme")).unwrap();
+    fs_err::write(
+        package.join("DEBIAN/control"),
+        "Package: acme-agent\nVersion: 1.0\nArchitecture: all\n\
+         Maintainer: ACME Platform <platform@acme.example>\nDescription: internal agent\n",
+    )
+    .unwrap();
+    let key = fixture("keys/ec-sec1.pem");
+    fs_err::write(package.join("opt/acme/agent.key"), &key).unwrap();
+    let md5 = format!(
+        "{}  opt/acme/agent.key\n",
+        ocicert::packages::FileDigests::of(&key).md5
+    );
+    fs_err::write(package.join("DEBIAN/md5sums"), md5).unwrap();
+    let deb = dir.join("acme-agent.deb");
+    let built = std::process::Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&package)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    let root = dir.join("dpkg-root");
+    fs_err::create_dir_all(&root).unwrap();
+    let rootfs = debian_rootfs_tar(&STOCK);
+    let unpacked = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-xf")
+        .arg(&rootfs)
+        .arg("./var/lib/dpkg")
+        .status()
+        .unwrap();
+    assert!(unpacked.success());
+    let installed = std::process::Command::new("dpkg")
+        .arg(format!("--root={}", root.display()))
+        .args([
+            "--force-not-root",
+            "--force-bad-path",
+            "--log=/dev/null",
+            "-i",
+        ])
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(installed.status.success(), "{installed:?}");
+    let read = |path: &str| fs_err::read(root.join(path)).unwrap();
+    vec![
+        Entry::File("var/lib/dpkg/status", read("var/lib/dpkg/status")),
+        Entry::File(
+            "var/lib/dpkg/info/acme-agent.list",
+            read("var/lib/dpkg/info/acme-agent.list"),
+        ),
+        Entry::File(
+            "var/lib/dpkg/info/acme-agent.md5sums",
+            read("var/lib/dpkg/info/acme-agent.md5sums"),
+        ),
+        Entry::File("opt/acme/agent.key", read("opt/acme/agent.key")),
+    ]
+}
+
+/// Stock plus openssh-server, whose install script made three host keys, and python3-twisted,
+/// which ships test keys and certificates.
+#[test]
+fn ssh_host_keys_are_build_generated_and_packaged_test_keys_are_low() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut packages = STOCK.to_vec();
+    // debootstrap does not resolve virtual packages: python3-bcrypt needs the cffi backend named.
+    packages.extend(["openssh-server", "python3-cffi-backend", "python3-twisted"]);
+    let reference = debian_image(&packages, &[], dir.path());
+    let run = scan_json(&reference, &[]);
+    let report = run.json();
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let high: Vec<(&str, &str)> = findings
+        .iter()
+        .filter(|f| f["severity"] == "high" || f["severity"] == "critical")
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap(),
+                f["location"]["path"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let mut host_keys: Vec<&str> = high.iter().map(|(_, path)| *path).collect();
+    host_keys.sort_unstable();
+    assert_eq!(
+        host_keys,
+        [
+            "/etc/ssh/ssh_host_ecdsa_key",
+            "/etc/ssh/ssh_host_ed25519_key",
+            "/etc/ssh/ssh_host_rsa_key"
+        ],
+        "{high:?}"
+    );
+    assert!(high.iter().all(|(rule, _)| *rule == "build-generated-key"));
+    let twisted: Vec<&Value> = findings
+        .iter()
+        .filter(|f| {
+            f["location"]["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/twisted/"))
+                && f["rule"].as_str().is_some_and(|r| KEY_RULES.contains(&r))
+        })
+        .collect();
+    assert!(!twisted.is_empty(), "python3-twisted ships test keys");
+    // Byte code py3compile made at install time is in no list: owned through its source.
+    assert!(
+        twisted
+            .iter()
+            .any(|f| f["location"]["owner"]["compiled_from"]
+                .as_str()
+                .is_some_and(|s| s.ends_with("/keydata.py"))),
+        "{twisted:?}"
+    );
+    for finding in twisted {
+        assert_eq!(
+            (finding["rule"].as_str(), finding["severity"].as_str()),
+            (Some("package-key"), Some("low")),
+            "{finding}"
+        );
+        assert_eq!(
+            owner_of(&finding["location"]).map(|o| o.1),
+            Some("python3-twisted".to_string())
+        );
+    }
 }
