@@ -304,11 +304,8 @@ pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, E
         .filter_map(|f| Some((f.path.as_str(), f.scanned.digests.as_ref()?)))
         .collect();
     let owner_of = |path: &str| {
-        index.owner(path, digests.get(path).copied()).or_else(|| {
-            let source = packages::layers::compiled_source(path)?;
-            let mut owner = index.owner(&source, digests.get(source.as_str()).copied())?;
-            owner.compiled_from = Some(source);
-            Some(owner)
+        index.owner_or_source(path, digests.get(path).copied(), |source| {
+            digests.get(source).copied()
         })
     };
     let mut observations = Vec::new();

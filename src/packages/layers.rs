@@ -50,16 +50,10 @@ impl<'a> Provenance<'a> {
         let digests = self.digests(index, path);
         let mut indexes = self.indexes.borrow_mut();
         let package_index = indexes.entry(top).or_insert_with(|| self.build(top));
-        if let Some(owner) = package_index.owner(path, digests) {
-            return (Some(owner), None);
-        }
-        // Python byte code the package's install script compiled: judged by its source.
-        if let Some(source) = compiled_source(path) {
-            let digests = self.latest_digests(&source, top);
-            if let Some(mut owner) = package_index.owner(&source, digests) {
-                owner.compiled_from = Some(source);
-                return (Some(owner), None);
-            }
+        let owner =
+            package_index.owner_or_source(path, digests, |source| self.latest_digests(source, top));
+        if owner.is_some() {
+            return (owner, None);
         }
         let directory = package_index.directory_package(path).map(Package::describe);
         (None, directory)
@@ -95,15 +89,6 @@ impl<'a> Provenance<'a> {
     }
 }
 
-/// The source of CPython byte code: `d/__pycache__/m.cpython-311.pyc` (or `.opt-1.pyc`) is
-/// compiled from `d/m.py`.
-pub fn compiled_source(path: &str) -> Option<String> {
-    let (directory, file) = path.rsplit_once("/__pycache__/")?;
-    let stem = file.strip_suffix(".pyc")?;
-    let module = stem.split('.').next().filter(|m| !m.is_empty())?;
-    (stem.len() > module.len()).then(|| format!("{directory}/{module}.py"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +109,7 @@ mod tests {
 
     #[test]
     fn byte_code_names_its_source() {
+        use crate::packages::compiled_source;
         assert_eq!(
             compiled_source(
                 "/usr/lib/python3/dist-packages/twisted/test/__pycache__/keydata.cpython-311.pyc"

@@ -4,12 +4,13 @@
 //!
 //! Pure: it reads the database files' bytes handed to it (a layer keeps them while it streams,
 //! see `layer`) and never the filesystem or the network. It does not decide what an owner means
-//! for a finding's rule: that is `analyze`. Today it reads dpkg (`status`, `status.d/`,
-//! `info/*.list`, `info/*.md5sums`).
+//! for a finding's rule: that is `analyze`. It reads dpkg (`status`, `status.d/`,
+//! `info/*.list`, `info/*.md5sums`) and Python's `dist-info`/`egg-info` records.
 
 pub mod dpkg;
 pub mod generated;
 pub mod layers;
+pub mod python;
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ use std::fmt;
 
 /// Whether a layer should keep `path` (an absolute image path) for the package index.
 pub fn is_database_file(path: &str) -> bool {
-    dpkg::is_database_file(path)
+    dpkg::is_database_file(path) || python::is_database_file(path)
 }
 
 /// The package manager or registry a package came through.
@@ -175,9 +176,13 @@ pub struct Index {
 
 impl Index {
     /// Reads the database files of one filesystem state (each path with its content).
+    /// The system's package manager goes first: a file it lists stays its, whatever a
+    /// language's records say.
     pub fn build<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let files: Vec<(&str, &str)> = files.into_iter().collect();
         let mut index = Self::default();
-        dpkg::read(files, &mut index);
+        dpkg::read(files.iter().copied(), &mut index);
+        python::read(&files, &mut index);
         index
     }
 
@@ -209,6 +214,29 @@ impl Index {
         if slot.0 == package && recorded.is_some() {
             slot.1 = recorded;
         }
+    }
+
+    /// `owner`, except for Python byte code whose bytes nobody recorded: that is judged by the
+    /// source it was compiled from (`Owner::compiled_from`), with that source's digests.
+    pub fn owner_or_source<'d>(
+        &self,
+        path: &str,
+        digests: Option<&FileDigests>,
+        source_digests: impl Fn(&str) -> Option<&'d FileDigests>,
+    ) -> Option<Owner> {
+        let own = self.owner(path, digests);
+        if own
+            .as_ref()
+            .is_some_and(|o| o.integrity != Integrity::Unrecorded)
+        {
+            return own;
+        }
+        let from_source = compiled_source(path).and_then(|source| {
+            let mut owner = self.owner(&source, source_digests(&source))?;
+            owner.compiled_from = Some(source);
+            Some(owner)
+        });
+        from_source.or(own)
     }
 
     /// The package whose own directory holds `path` (a directory no other package has files
@@ -296,6 +324,8 @@ pub fn is_public(owner: &Owner, extra: &[String]) -> bool {
             Ecosystem::Dpkg => {
                 ["Debian", "Ubuntu"].contains(&origin) || PUBLIC_DOMAINS.iter().any(|d| under(d))
             }
+            // Installed from an index (pip records a URL or a local file in direct_url.json).
+            Ecosystem::Pypi => origin == python::FROM_INDEX,
             _ => false,
         }
 }
@@ -306,6 +336,15 @@ fn same(want: &str, have: &str) -> Integrity {
     } else {
         Integrity::Modified
     }
+}
+
+/// The source of CPython byte code: `d/__pycache__/m.cpython-311.pyc` (or `.opt-1.pyc`) is
+/// compiled from `d/m.py`.
+pub fn compiled_source(path: &str) -> Option<String> {
+    let (directory, file) = path.rsplit_once("/__pycache__/")?;
+    let stem = file.strip_suffix(".pyc")?;
+    let module = stem.split('.').next().filter(|m| !m.is_empty())?;
+    (stem.len() > module.len()).then(|| format!("{directory}/{module}.py"))
 }
 
 /// `path`, then its names from before merged `/usr` (`/usr/lib/x` ↔ `/lib/x`).

@@ -317,3 +317,132 @@ fn ssh_host_keys_are_build_generated_and_packaged_test_keys_are_low() {
         );
     }
 }
+
+/// A venv with a wheel pip installed from PyPI (Twisted, which ships test keys) and a wheel
+/// built here and installed from its file (pip records that in direct_url.json).
+#[test]
+fn pip_installed_wheels_are_owned_and_only_the_index_ones_are_public() {
+    require("python3", "python3");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("venv-layer");
+    let venv = root.join("opt/venv");
+    let run = |program: &std::path::Path, args: &[&str]| {
+        let output = std::process::Command::new(program)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{} {args:?}: {}{}",
+            program.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(
+        std::path::Path::new("python3"),
+        &["-m", "venv", venv.to_str().unwrap()],
+    );
+    let pip = venv.join("bin/pip");
+    run(
+        &pip,
+        &[
+            "install",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "twisted==24.11.0",
+        ],
+    );
+    // A company's own wheel: a zip with the key, its metadata and RECORD.
+    let wheel = dir.path().join("acme_agent-0.1-py3-none-any.whl");
+    let key = String::from_utf8(fixture("keys/ec-sec1.pem")).unwrap();
+    let script = format!(
+        r#"
+import base64, hashlib, sys, zipfile
+files = {{
+    "acme_agent/__init__.py": "",
+    "acme_agent/agent.key": sys.argv[2],
+    "acme_agent-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: acme-agent\nVersion: 0.1\n",
+    "acme_agent-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}}
+record = ""
+for name, text in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+    record += f"{{name}},sha256={{digest}},{{len(text.encode())}}\n"
+record += "acme_agent-0.1.dist-info/RECORD,,\n"
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for name, text in files.items():
+        z.writestr(name, text)
+    z.writestr("acme_agent-0.1.dist-info/RECORD", record)
+"#
+    );
+    run(
+        std::path::Path::new("python3"),
+        &["-c", &script, wheel.to_str().unwrap(), &key],
+    );
+    run(
+        &pip,
+        &[
+            "install",
+            "--no-deps",
+            "--disable-pip-version-check",
+            wheel.to_str().unwrap(),
+        ],
+    );
+    let layer = dir.path().join("venv.tar");
+    let packed = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&layer)
+        .arg("opt")
+        .status()
+        .unwrap();
+    assert!(packed.success());
+
+    let rootfs = debian_rootfs_tar(&STOCK);
+    let blobs = [&rootfs, &layer].map(|path| Blob {
+        bytes: fs_err::read(path).unwrap(),
+        media_type: "application/vnd.oci.image.layer.v1.tar",
+    });
+    let mut layout = Layout::new(&dir.path().join("layout"));
+    let descriptor = layout.image(&blobs, json!({}), ("linux", "amd64"));
+    layout.tag(descriptor, "venv").write();
+    let reference = format!("oci:{}:venv", dir.path().join("layout").display());
+    let run = scan_json(&reference, &[]);
+    let report = run.json();
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let keys: Vec<&Value> = findings
+        .iter()
+        .filter(|f| {
+            f["location"]["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/opt/venv/"))
+                && f["rule"].as_str().is_some_and(|r| KEY_RULES.contains(&r))
+        })
+        .collect();
+    let (agent, twisted): (Vec<&Value>, Vec<&Value>) = keys.into_iter().partition(|f| {
+        f["location"]["path"]
+            .as_str()
+            .unwrap()
+            .contains("acme_agent")
+    });
+    assert!(twisted.len() >= 3, "Twisted's test keys: {twisted:?}");
+    for finding in &twisted {
+        assert_eq!(finding["rule"], "package-key", "{finding}");
+        assert_eq!(
+            owner_of(&finding["location"]),
+            Some(("pypi".into(), "twisted".into(), "verified".into())),
+            "{finding}"
+        );
+    }
+    assert_eq!(agent.len(), 1, "{agent:?}");
+    assert_eq!(agent[0]["rule"], "private-key");
+    assert_eq!(agent[0]["severity"], "high");
+    let message = agent[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("comes from direct URL file://")
+            && message.contains("not a public distribution"),
+        "{message}"
+    );
+}
