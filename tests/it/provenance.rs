@@ -356,29 +356,27 @@ fn pip_installed_wheels_are_owned_and_only_the_index_ones_are_public() {
     // A company's own wheel: a zip with the key, its metadata and RECORD.
     let wheel = dir.path().join("acme_agent-0.1-py3-none-any.whl");
     let key = String::from_utf8(fixture("keys/ec-sec1.pem")).unwrap();
-    let script = format!(
-        r#"
+    let script = r#"
 import base64, hashlib, sys, zipfile
-files = {{
+files = {
     "acme_agent/__init__.py": "",
     "acme_agent/agent.key": sys.argv[2],
     "acme_agent-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: acme-agent\nVersion: 0.1\n",
     "acme_agent-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-}}
+}
 record = ""
 for name, text in files.items():
     digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-    record += f"{{name}},sha256={{digest}},{{len(text.encode())}}\n"
+    record += f"{name},sha256={digest},{len(text.encode())}\n"
 record += "acme_agent-0.1.dist-info/RECORD,,\n"
 with zipfile.ZipFile(sys.argv[1], "w") as z:
     for name, text in files.items():
         z.writestr(name, text)
     z.writestr("acme_agent-0.1.dist-info/RECORD", record)
-"#
-    );
+"#;
     run(
         std::path::Path::new("python3"),
-        &["-c", &script, wheel.to_str().unwrap(), &key],
+        &["-c", script, wheel.to_str().unwrap(), &key],
     );
     run(
         &pip,
