@@ -39,9 +39,6 @@ impl<'a> Provenance<'a> {
         path: &str,
         in_final_image: bool,
     ) -> (Option<Owner>, Option<String>) {
-        if !self.scans.iter().any(|scan| !scan.package_files.is_empty()) {
-            return (None, None);
-        }
         let top = if in_final_image {
             self.scans.len().saturating_sub(1)
         } else {

@@ -5,12 +5,14 @@
 //! Pure: it reads the database files' bytes handed to it (a layer keeps them while it streams,
 //! see `layer`) and never the filesystem or the network. It does not decide what an owner means
 //! for a finding's rule: that is `analyze`. It reads dpkg (`status`, `status.d/`,
-//! `info/*.list`, `info/*.md5sums`) and Python's `dist-info`/`egg-info` records.
+//! `info/*.list`, `info/*.md5sums`), Python's `dist-info`/`egg-info` records, and npm, Go and
+//! Cargo package directories (`trees`).
 
 pub mod dpkg;
 pub mod generated;
 pub mod layers;
 pub mod python;
+pub mod trees;
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -18,7 +20,7 @@ use std::fmt;
 
 /// Whether a layer should keep `path` (an absolute image path) for the package index.
 pub fn is_database_file(path: &str) -> bool {
-    dpkg::is_database_file(path) || python::is_database_file(path)
+    dpkg::is_database_file(path) || python::is_database_file(path) || trees::is_database_file(path)
 }
 
 /// The package manager or registry a package came through.
@@ -172,6 +174,8 @@ pub struct Index {
     /// Every ancestor directory of an owned path: the one package whose files are below it,
     /// or `None` when several packages share it (`/usr/lib`).
     directories: HashMap<String, Option<usize>>,
+    /// Directories a package owns whole (npm), apart from nested `node_modules`.
+    trees: HashMap<String, usize>,
 }
 
 impl Index {
@@ -183,7 +187,28 @@ impl Index {
         let mut index = Self::default();
         dpkg::read(files.iter().copied(), &mut index);
         python::read(&files, &mut index);
+        trees::read(&files, &mut index);
         index
+    }
+
+    /// Records that `package` owns everything below `directory`.
+    pub(crate) fn own_tree(&mut self, directory: String, package: usize) {
+        self.trees.entry(directory).or_insert(package);
+    }
+
+    /// The package owning a directory above `path`, up to the nearest `node_modules`.
+    fn tree_owner(&self, path: &str) -> Option<&Package> {
+        let mut directory = path;
+        while let Some((parent, name)) = directory.rsplit_once('/') {
+            if name == "node_modules" || parent.is_empty() {
+                return None;
+            }
+            if let Some(package) = self.trees.get(parent) {
+                return Some(&self.packages[*package]);
+            }
+            directory = parent;
+        }
+        None
     }
 
     /// Adds a package and returns its number for `own`.
@@ -268,7 +293,20 @@ impl Index {
     /// merged `/usr` is also looked up under its old name (`/usr/lib/x` as `/lib/x`), as dpkg
     /// may list either.
     pub fn owner(&self, path: &str, digests: Option<&FileDigests>) -> Option<Owner> {
-        let (package, recorded) = aliases(path).find_map(|p| self.files.get(&p))?;
+        let Some((package, recorded)) = aliases(path).find_map(|p| self.files.get(&p)) else {
+            let package = match self.tree_owner(path) {
+                Some(package) => package.clone(),
+                None => trees::by_path(path)?,
+            };
+            return Some(Owner {
+                ecosystem: package.ecosystem,
+                name: package.name,
+                version: package.version,
+                origin: package.origin,
+                integrity: Integrity::Unrecorded,
+                compiled_from: None,
+            });
+        };
         let package = &self.packages[*package];
         let integrity = match (recorded, digests) {
             (None, _) | (Some(_), None) => Integrity::Unrecorded,
