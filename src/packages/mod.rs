@@ -8,6 +8,7 @@
 //! `info/*.list`, `info/*.md5sums`), Python's `dist-info`/`egg-info` records, and npm, Go and
 //! Cargo package directories (`trees`).
 
+pub mod apk;
 pub mod dpkg;
 pub mod generated;
 pub mod layers;
@@ -20,7 +21,10 @@ use std::fmt;
 
 /// Whether a layer should keep `path` (an absolute image path) for the package index.
 pub fn is_database_file(path: &str) -> bool {
-    dpkg::is_database_file(path) || python::is_database_file(path) || trees::is_database_file(path)
+    dpkg::is_database_file(path)
+        || apk::is_database_file(path)
+        || python::is_database_file(path)
+        || trees::is_database_file(path)
 }
 
 /// The package manager or registry a package came through.
@@ -110,6 +114,9 @@ impl fmt::Display for Owner {
 pub struct FileDigests {
     /// Lowercase hex.
     pub md5: String,
+    /// Lowercase hex (apk records SHA-1).
+    #[serde(default)]
+    pub sha1: String,
     /// Lowercase hex.
     pub sha256: String,
 }
@@ -126,18 +133,21 @@ impl FileDigests {
 #[derive(Default)]
 pub struct Hasher {
     md5: md5::Md5,
+    sha1: sha1::Sha1,
     sha256: sha2::Sha256,
 }
 
 impl Hasher {
     pub fn update(&mut self, bytes: &[u8]) {
         md5::Digest::update(&mut self.md5, bytes);
+        sha1::Digest::update(&mut self.sha1, bytes);
         sha2::Digest::update(&mut self.sha256, bytes);
     }
 
     pub fn finish(self) -> FileDigests {
         FileDigests {
             md5: hex::encode(md5::Digest::finalize(self.md5)),
+            sha1: hex::encode(sha1::Digest::finalize(self.sha1)),
             sha256: hex::encode(sha2::Digest::finalize(self.sha256)),
         }
     }
@@ -147,6 +157,7 @@ impl Hasher {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recorded {
     Md5(String),
+    Sha1(String),
     Sha256(String),
 }
 
@@ -186,6 +197,7 @@ impl Index {
         let files: Vec<(&str, &str)> = files.into_iter().collect();
         let mut index = Self::default();
         dpkg::read(files.iter().copied(), &mut index);
+        apk::read(&files, &mut index);
         python::read(&files, &mut index);
         trees::read(&files, &mut index);
         index
@@ -311,6 +323,7 @@ impl Index {
         let integrity = match (recorded, digests) {
             (None, _) | (Some(_), None) => Integrity::Unrecorded,
             (Some(Recorded::Md5(want)), Some(have)) => same(want, &have.md5),
+            (Some(Recorded::Sha1(want)), Some(have)) => same(want, &have.sha1),
             (Some(Recorded::Sha256(want)), Some(have)) => same(want, &have.sha256),
         };
         Some(Owner {
@@ -326,13 +339,27 @@ impl Index {
 
 /// Email domains of the distributions whose packages are public: every copy of such a package
 /// holds the same bytes, so a key in it is no secret of one image.
-const PUBLIC_DOMAINS: [&str; 6] = [
+const PUBLIC_DOMAINS: [&str; 10] = [
     "debian.org",
     "debian.net",
     "ubuntu.com",
     "canonical.com",
     "launchpad.net",
     "alioth.debian.org",
+    "alpinelinux.org",
+    "wolfi.dev",
+    "chainguard.dev",
+    "fedoraproject.org",
+];
+
+/// rpm `Vendor`s of the public distributions.
+const PUBLIC_VENDORS: [&str; 6] = [
+    "Red Hat, Inc.",
+    "Fedora Project",
+    "CentOS",
+    "Rocky Enterprise Software Foundation",
+    "AlmaLinux",
+    "SUSE LLC <https://www.suse.com/>",
 ];
 
 /// Whether `owner` comes from a public distribution or registry: a dpkg package whose `Origin`
@@ -359,8 +386,11 @@ pub fn is_public(owner: &Owner, extra: &[String]) -> bool {
         .any(|entry| entry.eq_ignore_ascii_case(origin) || under(&entry.to_ascii_lowercase()));
     listed
         || match owner.ecosystem {
-            Ecosystem::Dpkg => {
+            Ecosystem::Dpkg | Ecosystem::Apk => {
                 ["Debian", "Ubuntu"].contains(&origin) || PUBLIC_DOMAINS.iter().any(|d| under(d))
+            }
+            Ecosystem::Rpm => {
+                PUBLIC_VENDORS.contains(&origin) || PUBLIC_DOMAINS.iter().any(|d| under(d))
             }
             // Installed from an index (pip records a URL or a local file in direct_url.json).
             Ecosystem::Pypi => origin == python::FROM_INDEX,
