@@ -343,7 +343,7 @@ fn walk(
         result.bytes += size;
         let found = scan_one_file(name, size, &mut entry, options, &mut buffer)?;
         if size <= detect::MAX_WHOLE_FILE && packages::is_database_file(&path) {
-            let text = String::from_utf8_lossy(&buffer).into_owned();
+            let text = packages::database_text(&path, &buffer);
             result.package_files.push((path.clone(), text));
         }
         if let Some(digests) = found.digests {

@@ -282,7 +282,7 @@ pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, E
         let scanned = layer::scan_one_file(&name, size, &mut file, &settings.options, &mut buffer)
             .map_err(|e| io(path, e))?;
         let database = (size <= detect::MAX_WHOLE_FILE && packages::is_database_file(&image_path))
-            .then(|| String::from_utf8_lossy(&buffer).into_owned());
+            .then(|| packages::database_text(&image_path, &buffer));
         Ok(FileResult {
             path: image_path,
             scanned,

@@ -5,7 +5,7 @@
 //! Pure: it reads the database files' bytes handed to it (a layer keeps them while it streams,
 //! see `layer`) and never the filesystem or the network. It does not decide what an owner means
 //! for a finding's rule: that is `analyze`. It reads dpkg (`status`, `status.d/`,
-//! `info/*.list`, `info/*.md5sums`), Python's `dist-info`/`egg-info` records, and npm, Go and
+//! `info/*.list`, `info/*.md5sums`), apk's `installed`, rpm's `rpmdb.sqlite`, Python's `dist-info`/`egg-info` records, and npm, Go and
 //! Cargo package directories (`trees`).
 
 pub mod apk;
@@ -13,6 +13,7 @@ pub mod dpkg;
 pub mod generated;
 pub mod layers;
 pub mod python;
+pub mod rpm;
 pub mod trees;
 
 use serde::{Deserialize, Serialize};
@@ -23,8 +24,19 @@ use std::fmt;
 pub fn is_database_file(path: &str) -> bool {
     dpkg::is_database_file(path)
         || apk::is_database_file(path)
+        || rpm::is_database_file(path)
         || python::is_database_file(path)
         || trees::is_database_file(path)
+}
+
+/// What a layer keeps of a database file: its text, or for rpm's SQLite database a text
+/// summary of it.
+pub fn database_text(path: &str, bytes: &[u8]) -> String {
+    if rpm::is_database_file(path) {
+        rpm::summarize(bytes)
+    } else {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
 }
 
 /// The package manager or registry a package came through.
@@ -198,6 +210,7 @@ impl Index {
         let mut index = Self::default();
         dpkg::read(files.iter().copied(), &mut index);
         apk::read(&files, &mut index);
+        rpm::read(&files, &mut index);
         python::read(&files, &mut index);
         trees::read(&files, &mut index);
         index

@@ -444,3 +444,65 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
         "{message}"
     );
 }
+
+/// An rpm database that rpm itself wrote: rpmbuild makes a tiny package, `rpm --root`
+/// installs it with the SQLite backend, and the database and the file become a layer.
+#[test]
+fn rpm_sqlite_databases_own_their_files() {
+    require("rpmbuild", "rpm");
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path().join("rpmbuild");
+    fs_err::create_dir_all(top.join("SPECS")).unwrap();
+    fs_err::write(top.join("agent.key"), fixture("keys/ec-sec1.pem")).unwrap();
+    fs_err::write(
+        top.join("SPECS/acme.spec"),
+        "Name: acme-agent\nVersion: 1.0\nRelease: 1\nSummary: test\nLicense: MIT\n\
+         Vendor: ACME Corp\nBuildArch: noarch\n%description\ntest\n%install\n\
+         mkdir -p %{buildroot}/opt/acme\ncp %{_sourcedir}/agent.key %{buildroot}/opt/acme/\n\
+         %files\n/opt/acme/agent.key\n",
+    )
+    .unwrap();
+    let topdir = format!("_topdir {}", top.display());
+    let sourcedir = format!("_sourcedir {}", top.display());
+    let built = std::process::Command::new("rpmbuild")
+        .args(["--define", &topdir, "--define", &sourcedir, "-bb"])
+        .arg(top.join("SPECS/acme.spec"))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    let package = top.join("RPMS/noarch/acme-agent-1.0-1.noarch.rpm");
+    let root = dir.path().join("root");
+    let installed = std::process::Command::new("rpm")
+        .arg("--root")
+        .arg(&root)
+        .args(["--dbpath", "/var/lib/rpm", "--define", "_db_backend sqlite"])
+        .args(["-i", "--nodeps", "--noscripts"])
+        .arg(&package)
+        .output()
+        .unwrap();
+    assert!(installed.status.success(), "{installed:?}");
+    let read = |path: &str| fs_err::read(root.join(path)).unwrap();
+    let layer = gz_layer(&[
+        Entry::File("var/lib/rpm/rpmdb.sqlite", read("var/lib/rpm/rpmdb.sqlite")),
+        Entry::File("opt/acme/agent.key", read("opt/acme/agent.key")),
+    ]);
+    let mut layout = Layout::new(&dir.path().join("layout"));
+    let descriptor = layout.image(&[layer], json!({}), ("linux", "amd64"));
+    layout.tag(descriptor, "rpm").write();
+    let reference = format!("oci:{}:rpm", dir.path().join("layout").display());
+    let report = scan_json(&reference, &[]).json();
+    let finding = &report["images"][0]["findings"][0];
+    assert_eq!(finding["location"]["path"], "/opt/acme/agent.key");
+    assert_eq!(
+        owner_of(&finding["location"]),
+        Some(("rpm".into(), "acme-agent".into(), "verified".into())),
+        "{finding}"
+    );
+    assert_eq!(finding["location"]["owner"]["version"], "1.0-1");
+    assert_eq!(finding["rule"], "private-key");
+    let message = finding["message"].as_str().unwrap();
+    assert!(
+        message.contains("comes from ACME Corp, not a public distribution"),
+        "{message}"
+    );
+}
