@@ -149,7 +149,8 @@ rules! {
     WeakSignature = "weak-signature", Low, "A certificate is signed with MD5 or SHA-1";
     SelfSignedLeaf = "self-signed-leaf", Low, "A self-signed certificate that is not a CA";
     UnknownTrustAnchor = "unknown-trust-anchor", Medium, "A trust store holds a root that is not in Mozilla's root program";
-    RemovedTrustAnchor = "removed-trust-anchor", Low, "A trust store holds a root that Mozilla has removed from its root program";
+    RemovedTrustAnchor = "removed-trust-anchor", Low, "A trust store holds roots that Mozilla has removed from its root program";
+    InjectedTrustAnchor = "injected-trust-anchor", Info, "A trust store holds a root that `ocicert inject` added";
     PemUnparseable = "pem-unparseable", Info, "A PEM block that does not parse as what its label says";
     DerUnparseable = "der-unparseable", Info, "A certificate or key file whose DER content does not parse";
     ScanIncomplete = "scan-incomplete", Info, "Part of a file was not scanned because a safety limit was reached";

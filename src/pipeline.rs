@@ -67,6 +67,11 @@ impl<'a> Request<'a> {
                     .policy
                     .map(|p| p.public_origins.clone())
                     .unwrap_or_default(),
+                trusted_roots: self
+                    .policy
+                    .map(|p| p.trusted_roots.clone())
+                    .unwrap_or_default(),
+                injected_cas: Vec::new(),
             },
             threads: self.threads,
             cache: self.cache.clone(),

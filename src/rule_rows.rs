@@ -108,6 +108,14 @@ const ROWS: &[(Rule, &[(&str, Content)])] = {
             )],
         ),
         (
+            // The image's label names this root as injected (set below).
+            Rule::InjectedTrustAnchor,
+            &[(
+                "/etc/ssl/certs/ca-certificates.crt",
+                Bundle(&["certs/root-ca.pem"]),
+            )],
+        ),
+        (
             Rule::PemUnparseable,
             &[(
                 "/srv/broken.pem",
@@ -183,7 +191,18 @@ fn every_rule_has_a_row_that_produces_it() {
             .iter()
             .find(|(r, _)| r == rule)
             .unwrap_or_else(|| panic!("rule `{}` has no row in ROWS", rule.id()));
-        let (findings, _) = analyze(observations(*rule, files), &context);
+        let observations = observations(*rule, files);
+        let mut context = context.clone();
+        if *rule == Rule::InjectedTrustAnchor {
+            context.injected_cas = observations
+                .iter()
+                .filter_map(|o| match &o.artifact {
+                    Artifact::Certificate { info, .. } => Some(info.fingerprint.clone()),
+                    _ => None,
+                })
+                .collect();
+        }
+        let (findings, _) = analyze(observations, &context);
         assert!(
             findings.iter().any(|f| f.rule == *rule),
             "`{}` was not produced; got {:?}",

@@ -180,7 +180,9 @@ fn assemble(
             },
         });
     }
-    let (findings, inventory) = analyze::analyze(observations, &settings.context);
+    let mut context = settings.context.clone();
+    context.injected_cas = injected_cas(&image.config);
+    let (findings, inventory) = analyze::analyze(observations, &context);
     let history = image::layer_history(&image.config);
     let layers = image
         .layers
@@ -209,6 +211,22 @@ fn assemble(
         findings,
         inventory,
     }
+}
+
+/// The fingerprints of the CAs `ocicert inject` added, from the image config's label.
+fn injected_cas(config: &serde_json::Value) -> Vec<String> {
+    config
+        .pointer("/config/Labels")
+        .and_then(|labels| labels.get(crate::truststore::INJECTED_CAS_LABEL))
+        .and_then(|v| v.as_str())
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Byte code owned through its source (`Owner::compiled_from`) may only hold what the source

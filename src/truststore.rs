@@ -14,6 +14,9 @@ use std::sync::OnceLock;
 /// The system bundle `inject` creates in an image that has none (and points `SSL_CERT_FILE` at).
 pub const CREATED_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
+/// The image label in which `ocicert inject` lists the fingerprints of the CAs it added.
+pub const INJECTED_CAS_LABEL: &str = "dev.ocicert.injected-cas";
+
 /// How a catalogue entry matches a path.
 #[derive(Clone, Copy, Debug)]
 pub enum Pattern {

@@ -7,6 +7,7 @@ use crate::detect::CertEncoding;
 use crate::finding::{Finding, Location, Rule};
 use crate::truststore::Standing;
 use crate::x509::{self, CertInfo};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(super) fn status(info: &CertInfo, context: &Context) -> (Status, i64) {
     let days_left = (info.not_after_unix - context.now).div_euclid(86_400);
@@ -33,11 +34,90 @@ pub(super) fn is_anchor(location: &Location, encoding: CertEncoding) -> Option<S
         .map(str::to_string)
 }
 
+/// Roots Mozilla has removed, gathered per store so that each store gets one finding.
+#[derive(Default)]
+pub(super) struct RemovedAnchors {
+    /// (store, directory, layer) → the first location, the files, and every root's subject.
+    /// One bundle file is a store; so is an anchor directory with a file per root.
+    stores: BTreeMap<(String, String, Option<usize>), Store>,
+}
+
+struct Store {
+    location: Location,
+    files: BTreeSet<String>,
+    subjects: BTreeSet<String>,
+}
+
+impl RemovedAnchors {
+    fn add(&mut self, store: String, location: &Location, subject: &str) {
+        let path = location.path.clone().unwrap_or_default();
+        let directory = path
+            .rsplit_once('/')
+            .map_or(String::new(), |(dir, _)| dir.to_string());
+        let entry = self
+            .stores
+            .entry((store, directory, location.layer_index))
+            .or_insert_with(|| Store {
+                location: location.clone(),
+                files: BTreeSet::new(),
+                subjects: BTreeSet::new(),
+            });
+        entry.files.insert(path);
+        entry.subjects.insert(subject.to_string());
+    }
+
+    /// One `removed-trust-anchor` finding per store, naming how many roots and a few of them.
+    pub(super) fn findings(self, out: &mut Vec<Finding>) {
+        for ((_, directory, _), store) in self.stores {
+            let mut location = store.location;
+            if store.files.len() > 1 {
+                location.path = Some(directory);
+                location.archive_path = None;
+            }
+            let place = location.display_path();
+            let count = store.subjects.len();
+            let named: Vec<String> = store
+                .subjects
+                .iter()
+                .take(3)
+                .map(|s| format!("`{s}`"))
+                .collect();
+            let more = if count > named.len() {
+                format!(" and {} more", count - named.len())
+            } else {
+                String::new()
+            };
+            let roots = if count == 1 { "root" } else { "roots" };
+            let message = format!(
+                "`{place}` holds {count} {roots} Mozilla has since removed from its root program (the CA bundle is out of date): {}{more}",
+                named.join(", ")
+            );
+            let fingerprint = super::location_fingerprint(Rule::RemovedTrustAnchor, &location);
+            out.push(finding(
+                Rule::RemovedTrustAnchor,
+                message,
+                &location,
+                &fingerprint,
+            ));
+        }
+    }
+}
+
+/// Whether the policy trusts this root (`trusted_roots`: certificate or SPKI fingerprint).
+fn trusted(info: &CertInfo, context: &Context) -> bool {
+    let spki = format!("sha256:{}", info.spki_sha256);
+    context
+        .trusted_roots
+        .iter()
+        .any(|root| *root == info.fingerprint || *root == spki)
+}
+
 pub(super) fn certificate_findings(
     info: &CertInfo,
     encoding: CertEncoding,
     location: &Location,
     context: &Context,
+    removed: &mut RemovedAnchors,
     out: &mut Vec<Finding>,
 ) {
     // A certificate that only survives in history is inventory, not a live problem.
@@ -48,21 +128,28 @@ pub(super) fn certificate_findings(
     let push = |out: &mut Vec<Finding>, rule: Rule, message: String| {
         out.push(finding(rule, message, location, &info.fingerprint))
     };
-    if is_anchor(location, encoding).is_some() {
-        match crate::truststore::mozilla_standing(&info.spki_sha256) {
-            Standing::Current => {}
-            Standing::Removed => push(
+    if let Some(store) = is_anchor(location, encoding) {
+        if context.injected_cas.contains(&info.fingerprint) {
+            push(
                 out,
-                Rule::RemovedTrustAnchor,
+                Rule::InjectedTrustAnchor,
                 format!(
-                    "trust anchor `{subject}` was removed from Mozilla's root program (the CA bundle is out of date)"
+                    "trust anchor `{subject}` was added by `ocicert inject` (the image's `{}` label names it)",
+                    crate::truststore::INJECTED_CAS_LABEL
                 ),
-            ),
-            Standing::Unknown => push(
-                out,
-                Rule::UnknownTrustAnchor,
-                format!("trust anchor `{subject}` is not in Mozilla's root program"),
-            ),
+            );
+        } else if !trusted(info, context) {
+            match crate::truststore::mozilla_standing(&info.spki_sha256) {
+                Standing::Current => {}
+                Standing::Removed => removed.add(store, location, subject),
+                Standing::Unknown => push(
+                    out,
+                    Rule::UnknownTrustAnchor,
+                    format!(
+                        "trust anchor `{subject}` is not in Mozilla's root program, now or ever"
+                    ),
+                ),
+            }
         }
         if x509::is_weak_key(info) {
             push(

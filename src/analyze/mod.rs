@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 mod certificates;
 mod keys;
 
-use certificates::{certificate_findings, is_anchor, status};
+use certificates::{RemovedAnchors, certificate_findings, is_anchor, status};
 use keys::{Ownership, key_findings};
 use std::collections::{BTreeMap, HashMap};
 
@@ -36,6 +36,10 @@ pub struct Context {
     pub expiry_warn_days: i64,
     /// Package origins to treat as public besides the distributions (`packages::is_public`).
     pub public_origins: Vec<String>,
+    /// Roots the policy trusts (`sha256:` certificate or SPKI fingerprints): no anchor finding.
+    pub trusted_roots: Vec<String>,
+    /// Certificates `ocicert inject` added to this image, by fingerprint (its label).
+    pub injected_cas: Vec<String>,
 }
 
 /// Validity of a certificate at `now`.
@@ -125,6 +129,7 @@ pub fn analyze(observations: Vec<Observation>, context: &Context) -> (Vec<Findin
     let mut findings = Vec::new();
     let mut inventory = Inventory::default();
     let mut keys: BTreeMap<String, KeyEntry> = BTreeMap::new();
+    let mut removed = RemovedAnchors::default();
 
     // Certificates first, so keys can be paired with any certificate in the image.
     for observation in &observations {
@@ -162,10 +167,12 @@ pub fn analyze(observations: Vec<Observation>, context: &Context) -> (Vec<Findin
                 *encoding,
                 &observation.location,
                 context,
+                &mut removed,
                 &mut findings,
             );
         }
     }
+    removed.findings(&mut findings);
 
     for observation in observations {
         let location = &observation.location;
@@ -270,6 +277,6 @@ pub fn analyze(observations: Vec<Observation>, context: &Context) -> (Vec<Findin
     (findings, inventory)
 }
 
-fn location_fingerprint(rule: Rule, location: &Location) -> String {
+pub(super) fn location_fingerprint(rule: Rule, location: &Location) -> String {
     crate::keys::sha256_fingerprint(format!("{}|{}", rule.id(), location.display_path()).as_bytes())
 }

@@ -11,7 +11,7 @@ use std::io::Write;
 /// The `comment` of the history entry ocicert adds.
 pub const HISTORY_COMMENT: &str = "ocicert: trust injection";
 /// The config label listing the injected CA fingerprints.
-pub const LABEL_CAS: &str = "dev.ocicert.injected-cas";
+pub const LABEL_CAS: &str = crate::truststore::INJECTED_CAS_LABEL;
 const LABEL_BASE_NAME: &str = "org.opencontainers.image.base.name";
 const LABEL_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 

@@ -214,7 +214,8 @@ fn tags(rule: Rule) -> Vec<&'static str> {
         | Rule::WeakSignature
         | Rule::SelfSignedLeaf
         | Rule::UnknownTrustAnchor
-        | Rule::RemovedTrustAnchor => "certificate",
+        | Rule::RemovedTrustAnchor
+        | Rule::InjectedTrustAnchor => "certificate",
         Rule::KeystoreUnparseable
         | Rule::PemUnparseable
         | Rule::DerUnparseable

@@ -907,3 +907,53 @@ fn a_read_only_destination_is_a_clear_error() {
         "no tag may point at a half-pushed image"
     );
 }
+
+/// Scanning an injected image names the CA inject added as `injected-trust-anchor` (info) in
+/// every store it went into, never as an unknown root.
+#[test]
+fn a_scan_of_an_injected_image_calls_its_ca_injected() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&dir.path().join("src"));
+    let base = gz_layer(&[
+        Entry::File(
+            "etc/os-release",
+            b"NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\n".to_vec(),
+        ),
+        Entry::File(
+            "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+            fixture("public/removed-root-baltimore.pem"),
+        ),
+        Entry::File(
+            "usr/lib/python3.11/site-packages/certifi/cacert.pem",
+            fixture("public/removed-root-baltimore.pem"),
+        ),
+    ]);
+    let descriptor = layout.image(&[base], json!({}), ("linux", "amd64"));
+    layout.tag(descriptor, "base").write();
+    let pki = Pki::new();
+    let (run, out) = inject_base(dir.path(), &pki, "v1");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let scan = scan_json(&format!("oci:{}:v1", out.display()), &[]);
+    let report = scan.json();
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let injected: Vec<&Value> = findings
+        .iter()
+        .filter(|f| f["rule"] == "injected-trust-anchor")
+        .collect();
+    assert!(injected.len() >= 2, "one per store: {findings:?}");
+    for finding in &injected {
+        assert_eq!(finding["severity"], "info");
+        assert!(
+            finding["message"]
+                .as_str()
+                .unwrap()
+                .contains("dev.ocicert.injected-cas"),
+            "{finding}"
+        );
+    }
+    assert!(
+        !findings.iter().any(|f| f["rule"] == "unknown-trust-anchor"),
+        "{findings:?}"
+    );
+    assert_eq!(scan.code, 0, "{}", scan.stderr);
+}

@@ -70,6 +70,26 @@ fn every_gnutls_self_test_key_is_owned_by_libgnutls30_and_verified() {
     assert_eq!(gnutls.len(), 10, "{}", run.stderr);
     // The default gate (high) passes: GnuTLS's self-test keys are public package material.
     assert_eq!(run.code, 0, "{}", run.stderr);
+    let all = image["findings"].as_array().unwrap();
+    let above_low: Vec<&Value> = all
+        .iter()
+        .filter(|f| !["low", "info"].contains(&f["severity"].as_str().unwrap()))
+        .collect();
+    assert!(above_low.is_empty(), "nothing above low: {above_low:?}");
+    // Removed roots: one finding per store, each naming its count.
+    let removed: Vec<&str> = all
+        .iter()
+        .filter(|f| f["rule"] == "removed-trust-anchor")
+        .map(|f| f["location"]["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/usr/lib/python3/dist-packages/certifi/cacert.pem",
+            "/usr/share/ca-certificates/mozilla"
+        ]
+    );
     let gnutls_findings: Vec<&Value> = image["findings"]
         .as_array()
         .unwrap()
