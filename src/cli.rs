@@ -238,6 +238,10 @@ pub struct ScanArgs {
     /// Ignore `ocicert.toml` in the working directory.
     #[arg(long, conflicts_with = "policy")]
     pub no_policy: bool,
+    /// List every finding in the table: without it, repeats of a rule in one file, one trust
+    /// store or one package's verified files are one entry (JSON and SARIF always list each).
+    #[arg(long)]
+    pub show_all: bool,
     /// An earlier JSON report: only findings not in it count toward `--fail-on`.
     #[arg(long, value_name = "REPORT")]
     pub baseline: Option<std::path::PathBuf>,

@@ -86,7 +86,10 @@ pub fn run(
         baseline.mark(&mut images);
     }
     let report = Report::new(&args.image, now, images).with_digest(top_digest);
-    let options = report::Options { dockerfile };
+    let options = report::Options {
+        dockerfile,
+        show_all: args.show_all,
+    };
     for target in &args.outputs {
         write_output(&report, target, &options)?;
     }

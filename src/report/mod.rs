@@ -173,6 +173,8 @@ pub struct Options {
     /// The Dockerfile that built the image, to point SARIF results at the instruction that
     /// created each layer.
     pub dockerfile: Option<dockerfile::Dockerfile>,
+    /// The table lists every finding instead of one entry per repeated rule and place.
+    pub show_all: bool,
 }
 
 /// Writes `report` in `format`.
@@ -188,7 +190,7 @@ pub fn write_with(
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
     match format {
-        Format::Table => table::write(report, out),
+        Format::Table => table::write(report, options.show_all, out),
         Format::Json => json::write(report, out),
         Format::Sarif => sarif::write(report, options.dockerfile.as_ref(), out),
         Format::Cyclonedx => cbom::write(report, out),

@@ -119,6 +119,24 @@ fn every_gnutls_self_test_key_is_owned_by_libgnutls30_and_verified() {
         let version = location["owner"]["version"].as_str().unwrap();
         assert!(version.starts_with("3.7.9-2+deb12u"), "{version}");
     }
+    // The table groups repeats: the stock image fits on one screen; --show-all lists each.
+    let table = ocicert(&["scan", &reference, "--now", NOW]);
+    let lines = table.stdout.lines().count();
+    assert!(lines <= 40, "{lines} lines:\n{}", table.stdout);
+    assert!(
+        table.stdout.contains("(and 9 more like it)"),
+        "{}",
+        table.stdout
+    );
+    let all = ocicert(&["scan", &reference, "--now", NOW, "--show-all"]);
+    assert_eq!(
+        all.stdout
+            .matches("ships unchanged in dpkg package libgnutls30")
+            .count(),
+        10,
+        "{}",
+        all.stdout
+    );
     // The bundle update-ca-certificates generated is in no package's file list.
     let bundle = image["findings"]
         .as_array()
