@@ -243,10 +243,22 @@ fn occurrence(location: &Location, platform: Option<&str>) -> Occurrence {
     } else {
         "deleted in a later layer, still in the image history".into()
     });
+    if let Some(owner) = &location.owner {
+        context.push(format!("owned by {owner}"));
+    }
     Occurrence {
         location: location.display_path(),
         additional_context: context.join("; "),
     }
+}
+
+/// One `ocicert:owner` property per distinct package the asset's files belong to.
+fn owners(locations: &[Location]) -> Vec<Property> {
+    let owners: std::collections::BTreeSet<String> = locations
+        .iter()
+        .filter_map(|l| l.owner.as_ref().map(ToString::to_string))
+        .collect();
+    owners.into_iter().map(|o| property("owner", o)).collect()
 }
 
 fn hex_of(fingerprint: &str) -> &str {
@@ -333,6 +345,7 @@ fn certificate(
         property("in-mozilla-roots", entry.in_mozilla_roots),
         property("private-key-in-image", entry.private_key_in_image),
     ];
+    properties.extend(owners(&entry.locations));
     properties.extend(rules.iter().map(|rule| property("finding", rule)));
     out.add(Component {
         kind: "cryptographic-asset",
@@ -381,6 +394,7 @@ fn key(entry: &KeyEntry, platform: Option<&str>, rules: &[String], out: &mut Com
     }
     name.push_str("private key");
     let mut properties = vec![property("fingerprint", &info.fingerprint)];
+    properties.extend(owners(&entry.locations));
     if let Some(certificate) = &entry.certificate {
         properties.push(property(
             "certificate",

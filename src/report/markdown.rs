@@ -76,6 +76,9 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             if !finding.location.in_final_image {
                 place.push_str(" history only");
             }
+            if let Some(owner) = &finding.location.owner {
+                place.push_str(&format!(", owner `{}`", cell(&owner.to_string())));
+            }
             if let (true, Some(platform)) = (several_platforms, platform) {
                 place.push_str(&format!(" [{platform}]"));
             }

@@ -385,6 +385,9 @@ fn result(
     if let Some(digest) = &location.layer_digest {
         properties["layerDigest"] = json!(digest);
     }
+    if let Some(owner) = &location.owner {
+        properties["owner"] = json!(owner);
+    }
     if let Some(exception) = &finding.expired_exception {
         properties["expiredException"] = json!(exception);
     }

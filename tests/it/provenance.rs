@@ -137,6 +137,33 @@ fn every_gnutls_self_test_key_is_owned_by_libgnutls30_and_verified() {
         "{}",
         all.stdout
     );
+    // Every output names the owner: SARIF result properties, CBOM properties and occurrences,
+    // Markdown's table.
+    let sarif = ocicert(&["scan", &reference, "--now", NOW, "--format", "sarif"]).json();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert!(
+        results
+            .iter()
+            .any(|r| r["properties"]["owner"]["name"] == "libgnutls30"),
+        "{results:?}"
+    );
+    let cbom = ocicert(&["scan", &reference, "--now", NOW, "--format", "cyclonedx"]);
+    assert!(
+        cbom.stdout.contains("\"ocicert:owner\"")
+            && cbom
+                .stdout
+                .contains("owned by dpkg:libgnutls30 3.7.9-2+deb12u"),
+        "{}",
+        cbom.stdout
+    );
+    let markdown = ocicert(&["scan", &reference, "--now", NOW, "--format", "markdown"]);
+    assert!(
+        markdown
+            .stdout
+            .contains("owner `dpkg:libgnutls30 3.7.9-2+deb12u"),
+        "{}",
+        markdown.stdout
+    );
     // The bundle update-ca-certificates generated is in no package's file list.
     let bundle = image["findings"]
         .as_array()
