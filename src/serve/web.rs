@@ -297,7 +297,7 @@ pub(super) async fn image(
     for finding in findings {
         let _ = write!(
             body,
-            "<tr class=\"finding\"><td>{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code>{}</td></tr>",
+            "<tr class=\"finding\"><td>{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code>{}{}</td></tr>",
             severity(Some(finding.severity.as_str())),
             finding.rule.id(),
             escape(&finding.message),
@@ -306,7 +306,16 @@ pub(super) async fn image(
                 ""
             } else {
                 " (deleted in a later layer)"
-            }
+            },
+            finding
+                .location
+                .owner
+                .as_ref()
+                .map(|owner| format!(
+                    "<br><span class=\"owner\">owner {}</span>",
+                    escape(&owner.to_string())
+                ))
+                .unwrap_or_default()
         );
     }
     body.push_str(

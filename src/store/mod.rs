@@ -166,6 +166,9 @@ pub struct FindingRow {
     pub path: String,
     pub fingerprint: String,
     pub in_final_image: bool,
+    /// The package the file belongs to: `dpkg:libgnutls30 3.7.9-2+deb12u3 (verified)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// One certificate as stored for the inventory.
@@ -211,6 +214,7 @@ impl ScanResult {
                     path: finding.location.display_path(),
                     fingerprint: finding.fingerprint.clone(),
                     in_final_image: finding.location.in_final_image,
+                    owner: finding.location.owner.as_ref().map(ToString::to_string),
                 });
             }
             for certificate in &image.inventory.certificates {

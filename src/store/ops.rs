@@ -140,7 +140,8 @@ impl Store {
                         &f.message,
                         &f.path,
                         &f.fingerprint,
-                        f.in_final_image
+                        f.in_final_image,
+                        f.owner.as_ref()
                     ],
                 ));
             }

@@ -167,6 +167,7 @@ fn finding_at(row: &dyn Row, at: usize) -> Result<FindingRow, Error> {
         path: text(row, at + 3)?,
         fingerprint: text(row, at + 4)?,
         in_final_image: row.flag(at + 5)?,
+        owner: row.text(at + 6)?,
     })
 }
 
@@ -257,6 +258,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("schema/002_indexes.sqlite.sql"),
         postgres: include_str!("schema/002_indexes.postgres.sql"),
     },
+    Migration {
+        version: 3,
+        sqlite: include_str!("schema/003_finding_owner.sqlite.sql"),
+        postgres: include_str!("schema/003_finding_owner.postgres.sql"),
+    },
 ];
 
 /// Creates the version table when missing (both databases accept it as written).
@@ -323,7 +329,7 @@ pub const INSERT_REPORT: &str = "INSERT INTO reports (job_id, scanned_at, highes
      findings, certificates, report) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 pub const INSERT_FINDING: &str = "INSERT INTO findings (job_id, rule, severity, rank, message, \
-     path, fingerprint, in_final_image) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+     path, fingerprint, in_final_image, owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
 pub const INSERT_CERTIFICATE: &str = "INSERT INTO certificates (job_id, fingerprint, subject, \
      issuer, not_after, not_after_unix, is_ca, self_signed, trust_anchor, key_algorithm, paths) \
@@ -351,7 +357,7 @@ pub const REPORT: &str = concat!(
 );
 
 pub const JOB_FINDINGS: &str = "SELECT rule, severity, message, path, fingerprint, \
-     in_final_image FROM findings WHERE job_id = ?1 ORDER BY rank DESC, rule, path";
+     in_final_image, owner FROM findings WHERE job_id = ?1 ORDER BY rank DESC, rule, path";
 
 pub const IMAGES: &str = "SELECT j.registry, j.repository, j.digest, j.tag, j.state, \
      j.attempts, j.last_error, j.updated_at, r.highest_severity, r.findings, r.certificates, \
@@ -366,7 +372,7 @@ pub const IMAGES: &str = "SELECT j.registry, j.repository, j.digest, j.tag, j.st
      ORDER BY j.updated_at DESC, j.id DESC LIMIT ?3 OFFSET ?4";
 
 pub const FINDINGS: &str = "SELECT j.registry, j.repository, j.digest, j.tag, f.rule, \
-     f.severity, f.message, f.path, f.fingerprint, f.in_final_image FROM findings f \
+     f.severity, f.message, f.path, f.fingerprint, f.in_final_image, f.owner FROM findings f \
      JOIN jobs j ON j.id = f.job_id \
      WHERE (CAST(?3 AS TEXT) IS NULL OR f.rule = ?3) \
      AND (CAST(?4 AS TEXT) IS NULL OR j.repository = ?4) AND f.rank >= ?5 \
@@ -422,7 +428,8 @@ mod tests {
     fn migrations_run_forward_from_where_a_database_stands() {
         assert_eq!(pending(None).map(<[_]>::len).ok(), Some(MIGRATIONS.len()));
         assert_eq!(pending(Some(1)).map(|m| m[0].version).ok(), Some(2));
-        assert!(pending(Some(2)).is_ok_and(<[_]>::is_empty));
+        let latest = MIGRATIONS.len() as i64;
+        assert!(pending(Some(latest)).is_ok_and(<[_]>::is_empty));
         let too_new = pending(Some(99)).map(|_| ()).unwrap_err().to_string();
         assert!(too_new.contains("99"), "{too_new}");
         let versions: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();

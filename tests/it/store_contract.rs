@@ -155,6 +155,7 @@ fn scan_result() -> ScanResult {
             path: "/etc/Secret.key".into(),
             fingerprint: "sha256:k".into(),
             in_final_image: true,
+            owner: Some("dpkg:acme 1.0 (modified)".into()),
         }],
         certificates: vec![CertificateRow {
             fingerprint: "sha256:cert".into(),
