@@ -348,6 +348,12 @@ fn walk(
         }
         if let Some(digests) = found.digests {
             result.digests.push((path.clone(), digests));
+            // A jar with a finding: the Maven artifact it is, if it says.
+            if size <= detect::MAX_WHOLE_FILE
+                && let Some(record) = packages::maven::record(&path, &buffer)
+            {
+                result.package_files.push(record);
+            }
         }
         result
             .detections

@@ -255,11 +255,12 @@ fn confirm_compiled(observations: &mut [Observation]) {
     }
 }
 
-/// One file of a `dir:` tree: what was found, and its text when it is a package database.
+/// One file of a `dir:` tree: what was found, and what it says about owners.
 struct FileResult {
     path: String,
     scanned: layer::FileScan,
-    database: Option<String>,
+    /// A package database's path and text, or a jar's Maven record.
+    database: Option<(String, String)>,
 }
 
 /// Scans a plain directory tree (`dir:`) as if it were the final filesystem of an image.
@@ -299,8 +300,17 @@ pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, E
         let mut buffer = Vec::new();
         let scanned = layer::scan_one_file(&name, size, &mut file, &settings.options, &mut buffer)
             .map_err(|e| io(path, e))?;
-        let database = (size <= detect::MAX_WHOLE_FILE && packages::is_database_file(&image_path))
-            .then(|| packages::database_text(&image_path, &buffer));
+        let whole = size <= detect::MAX_WHOLE_FILE;
+        let database = if whole && packages::is_database_file(&image_path) {
+            Some((
+                image_path.clone(),
+                packages::database_text(&image_path, &buffer),
+            ))
+        } else if whole && scanned.digests.is_some() {
+            packages::maven::record(&image_path, &buffer)
+        } else {
+            None
+        };
         Ok(FileResult {
             path: image_path,
             scanned,
@@ -311,8 +321,8 @@ pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, E
     let mut databases = Vec::new();
     for result in results {
         let mut result = result?;
-        if let Some(text) = result.database.take() {
-            databases.push((result.path.clone(), text));
+        if let Some(record) = result.database.take() {
+            databases.push(record);
         }
         found.push(result);
     }

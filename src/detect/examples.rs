@@ -173,7 +173,7 @@ fn a_deeper_limit_reaches_the_deep_key() {
 /// changes the hash: the test below then fails until `RULESET_VERSION` is bumped and the new
 /// pair stored here, so a cache can never serve layer results of an older ruleset.
 const RULESET_PIN: (&str, &str) = (
-    "rules.6",
+    "rules.7",
     "76430e34dfd2a79db61ba72c6eaa5c148b2ff0db675448c5abf8c0e17e7e4f86",
 );
 

@@ -157,8 +157,8 @@ pub const DEFAULT_KEYSTORE_PASSWORDS: &[&str] = &[
 /// Identifies the detection logic for the layer cache: bump the suffix whenever detectors
 /// change what they report, or a layer records more (rules.5: package databases and the
 /// checksums of files with detections), so cached layer results from older rules are not
-/// reused. rules.6: SHA-1 as well, for apk.
-pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.6");
+/// reused. rules.6: SHA-1 as well, for apk; rules.7: jars' Maven records.
+pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.7");
 
 /// Files up to this size are read whole and given to every detector; larger files are
 /// streamed through the PEM scanner only (a certificate or key file is never this large).

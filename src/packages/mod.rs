@@ -5,13 +5,15 @@
 //! Pure: it reads the database files' bytes handed to it (a layer keeps them while it streams,
 //! see `layer`) and never the filesystem or the network. It does not decide what an owner means
 //! for a finding's rule: that is `analyze`. It reads dpkg (`status`, `status.d/`,
-//! `info/*.list`, `info/*.md5sums`), apk's `installed`, rpm's `rpmdb.sqlite`, Python's `dist-info`/`egg-info` records, and npm, Go and
+//! `info/*.list`, `info/*.md5sums`), apk's `installed`, rpm's `rpmdb.sqlite`, jars'
+//! `pom.properties`, Python's `dist-info`/`egg-info` records, and npm, Go and
 //! Cargo package directories (`trees`).
 
 pub mod apk;
 pub mod dpkg;
 pub mod generated;
 pub mod layers;
+pub mod maven;
 pub mod python;
 pub mod rpm;
 pub mod trees;
@@ -213,6 +215,7 @@ impl Index {
         rpm::read(&files, &mut index);
         python::read(&files, &mut index);
         trees::read(&files, &mut index);
+        maven::read(&files, &mut index);
         index
     }
 
