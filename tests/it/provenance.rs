@@ -571,3 +571,47 @@ fn rpm_sqlite_databases_own_their_files() {
         "{message}"
     );
 }
+
+/// A key inside a jar that says which Maven artifact it is belongs to that artifact.
+#[test]
+fn a_key_in_a_jar_belongs_to_its_maven_artifact() {
+    use std::io::Write as _;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    writer
+        .start_file("META-INF/maven/org.acme/tls-test/pom.properties", options)
+        .unwrap();
+    writer
+        .write_all(b"groupId=org.acme\nartifactId=tls-test\nversion=2.1.0\n")
+        .unwrap();
+    writer.start_file("test/server.key", options).unwrap();
+    writer.write_all(&fixture("keys/ec-sec1.pem")).unwrap();
+    let jar = writer.finish().unwrap().into_inner();
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&dir.path().join("layout"));
+    let layer = gz_layer(&[Entry::File("app/lib/tls-test-2.1.0.jar", jar)]);
+    let descriptor = layout.image(&[layer], json!({}), ("linux", "amd64"));
+    layout.tag(descriptor, "jar").write();
+    let reference = format!("oci:{}:jar", dir.path().join("layout").display());
+    let report = scan_json(&reference, &[]).json();
+    let finding = &report["images"][0]["findings"][0];
+    assert_eq!(finding["location"]["archive_path"], "test/server.key");
+    assert_eq!(
+        owner_of(&finding["location"]),
+        Some((
+            "maven".into(),
+            "org.acme:tls-test".into(),
+            "unrecorded".into()
+        )),
+        "{finding}"
+    );
+    // Nothing records a jar's bytes: the key keeps its rule, and the message says why.
+    assert_eq!(finding["rule"], "private-key");
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("records no checksum"),
+        "{finding}"
+    );
+}
