@@ -169,6 +169,19 @@ fn assemble(
         }
     }
     confirm_compiled(&mut observations);
+    for (index, path, reason) in provenance.unreadable() {
+        observations.push(Observation {
+            artifact: detect::Artifact::LimitReached { reason },
+            package_directory: None,
+            location: Location {
+                layer_index: Some(index),
+                layer_digest: image.layers.get(index).map(|l| l.digest.clone()),
+                path: Some(path),
+                in_final_image: true,
+                ..Location::default()
+            },
+        });
+    }
     for (field, artifact) in detect::config::scan(&image.config) {
         observations.push(Observation {
             artifact,
@@ -327,6 +340,22 @@ pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, E
         found.push(result);
     }
     let index = packages::Index::build(databases.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+    let unreadable: Vec<Observation> = databases
+        .iter()
+        .filter_map(|(path, text)| {
+            Some(Observation {
+                artifact: detect::Artifact::LimitReached {
+                    reason: packages::unreadable(path, text)?,
+                },
+                package_directory: None,
+                location: Location {
+                    path: Some(path.clone()),
+                    in_final_image: true,
+                    ..Location::default()
+                },
+            })
+        })
+        .collect();
     let digests: HashMap<&str, &packages::FileDigests> = found
         .iter()
         .filter_map(|f| Some((f.path.as_str(), f.scanned.digests.as_ref()?)))
@@ -363,6 +392,7 @@ pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, E
         }));
     }
     confirm_compiled(&mut observations);
+    observations.extend(unreadable);
     let (findings, inventory) = analyze::analyze(observations, &settings.context);
     Ok(ImageReport {
         manifest_digest: None,

@@ -72,6 +72,22 @@ impl<'a> Provenance<'a> {
             .find_map(|layer| self.digests(layer, path))
     }
 
+    /// The database files of the final image that could not be read: (layer, path, why).
+    pub fn unreadable(&self) -> Vec<(usize, String, String)> {
+        let top = self.scans.len().saturating_sub(1);
+        let mut out = Vec::new();
+        for (layer, scan) in self.scans.iter().enumerate() {
+            for (path, text) in &scan.package_files {
+                if let Some(why) = super::unreadable(path, text)
+                    && self.overlay.visible_through(layer, path, top)
+                {
+                    out.push((layer, path.clone(), why));
+                }
+            }
+        }
+        out
+    }
+
     /// The index of the filesystem after layer `top`.
     fn build(&self, top: usize) -> Index {
         let mut files: HashMap<&str, &str> = HashMap::new();

@@ -35,10 +35,21 @@ pub fn is_database_file(path: &str) -> bool {
 /// summary of it.
 pub fn database_text(path: &str, bytes: &[u8]) -> String {
     if rpm::is_database_file(path) {
-        rpm::summarize(bytes)
+        rpm::summarize(path, bytes)
     } else {
         String::from_utf8_lossy(bytes).into_owned()
     }
+}
+
+/// Why a database file as a layer kept it could not be read (its `!` line), if it could not:
+/// the scan reports it, so that missing owners are not taken for unowned files.
+pub fn unreadable(path: &str, text: &str) -> Option<String> {
+    if !rpm::is_database_file(path) {
+        return None;
+    }
+    text.lines()
+        .find_map(|line| line.strip_prefix("! "))
+        .map(str::to_string)
 }
 
 /// The package manager or registry a package came through.

@@ -20,12 +20,20 @@ const DATABASES: [&str; 2] = [
 /// At most this many packages are read (a full distribution has a few thousand).
 const MAX_PACKAGES: usize = 100_000;
 
+/// rpm's Berkeley DB database (rpm < 4.16), which is not read: it only gets a note.
+const BERKELEY_DB: &str = "/var/lib/rpm/Packages";
+
 pub fn is_database_file(path: &str) -> bool {
-    DATABASES.contains(&path)
+    DATABASES.contains(&path) || path == BERKELEY_DB
 }
 
 /// The summary text of a database file's bytes; a `!` line says why it could not be read.
-pub fn summarize(bytes: &[u8]) -> String {
+pub fn summarize(path: &str, bytes: &[u8]) -> String {
+    if path == BERKELEY_DB {
+        return "! rpm database not readable: a Berkeley DB database (rpm < 4.16) is not read, so \
+                its packages own no files\n"
+            .into();
+    }
     match packages(bytes) {
         Ok(text) => text,
         Err(error) => format!("! rpm database not readable: {error}\n"),
@@ -233,12 +241,20 @@ mod tests {
 
     #[test]
     fn garbage_is_not_readable_and_says_so() {
-        let text = summarize(b"not a database at all");
+        let text = summarize(DATABASES[0], b"not a database at all");
         assert!(text.starts_with("! rpm database not readable"), "{text}");
         assert!(Header::parse(&[0, 0, 0, 9, 255, 255, 255, 255]).is_none());
         let mut index = Index::default();
         read(&[(DATABASES[0], text.as_str())], &mut index);
         assert!(index.is_empty());
+        let berkeley = summarize(BERKELEY_DB, b"\0\x06\x15\x61");
+        assert!(berkeley.contains("Berkeley DB"), "{berkeley}");
+        assert_eq!(
+            super::super::unreadable(BERKELEY_DB, &berkeley).as_deref(),
+            Some(
+                "rpm database not readable: a Berkeley DB database (rpm < 4.16) is not read, so its packages own no files"
+            )
+        );
     }
 
     #[test]

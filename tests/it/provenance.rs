@@ -615,3 +615,35 @@ fn a_key_in_a_jar_belongs_to_its_maven_artifact() {
         "{finding}"
     );
 }
+
+/// An rpm database ocicert cannot read (Berkeley DB, from rpm < 4.16) is said so, rather than
+/// leaving its packages' files to look unowned.
+#[test]
+fn an_unreadable_rpm_database_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&dir.path().join("layout"));
+    let layer = gz_layer(&[
+        Entry::File(
+            "var/lib/rpm/Packages",
+            b"\0\x06\x15\x61 Berkeley DB".to_vec(),
+        ),
+        Entry::File("opt/key.pem", fixture("keys/ec-sec1.pem")),
+    ]);
+    let descriptor = layout.image(&[layer], json!({}), ("linux", "amd64"));
+    layout.tag(descriptor, "bdb").write();
+    let reference = format!("oci:{}:bdb", dir.path().join("layout").display());
+    let report = scan_json(&reference, &[]).json();
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let note = findings
+        .iter()
+        .find(|f| f["location"]["path"] == "/var/lib/rpm/Packages")
+        .unwrap_or_else(|| panic!("{findings:?}"));
+    assert_eq!(note["rule"], "scan-incomplete");
+    assert!(
+        note["message"]
+            .as_str()
+            .unwrap()
+            .contains("rpm database not readable"),
+        "{note}"
+    );
+}
