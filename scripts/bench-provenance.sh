@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS="${BENCH_RUNS:-5}"
-BIN=target/release/ocicert
+BIN="${CARGO_TARGET_DIR:-target}/release/ocicert"
 BENCH_DIR=target/bench/provenance
 cargo build --release
 

@@ -22,7 +22,7 @@ RUNS="${BENCH_RUNS:-3}"
 BENCH_DIR=target/bench
 IMAGE="$BENCH_DIR/bench.tar"
 LAYER_DIR="$BENCH_DIR/layers"
-BIN=target/release/ocicert
+BIN="${CARGO_TARGET_DIR:-target}/release/ocicert"
 
 # 1. Build.
 cargo build --release
