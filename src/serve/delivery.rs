@@ -4,26 +4,15 @@
 
 use super::*;
 
-/// Checks pushed images against the allowlist (all or nothing), then enqueues them.
+/// Enqueues pushed images (already checked against the allowlist); `outside` names those of
+/// the delivery that were not, for the answer.
 pub(super) async fn enqueue(
     state: &App,
     source: &'static str,
     pushed: Vec<(hooks::Pushed, String)>,
     callback_url: Option<String>,
+    outside: Vec<String>,
 ) -> Result<Response, AppError> {
-    for (image, _) in &pushed {
-        if state
-            .config
-            .allowed(&image.registry, &image.repository)
-            .is_none()
-        {
-            state.metrics.delivery(source, Delivery::Forbidden);
-            return Err(AppError::Forbidden(format!(
-                "`{}/{}` is not in the registry allowlist",
-                image.registry, image.repository
-            )));
-        }
-    }
     let now = now_ms();
     let (mut accepted, mut duplicates) = (Vec::new(), 0);
     for (image, digest) in pushed {
@@ -55,7 +44,11 @@ pub(super) async fn enqueue(
     state.metrics.delivery(source, outcome);
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(serde_json::json!({ "queued": accepted, "duplicates": duplicates })),
+        axum::Json(serde_json::json!({
+            "queued": accepted,
+            "duplicates": duplicates,
+            "ignored": outside,
+        })),
     )
         .into_response())
 }
@@ -208,15 +201,40 @@ pub(super) async fn deliver(
     if parsed.images.is_empty() {
         return Ok(ignored(&state, name, parsed.ignored));
     }
+    // Images outside the allowlist are answered 200 and ignored, never refused: CNCF
+    // distribution retries a non-2xx delivery for ever, and every later event from that
+    // registry would wait behind it.
     let mut pushed = Vec::new();
+    let mut outside = Vec::new();
     for mut image in parsed.images {
         if let Some(registry) = &hook.registry {
             image.registry.clone_from(registry);
         }
+        if state
+            .config
+            .allowed(&image.registry, &image.repository)
+            .is_none()
+        {
+            outside.push(format!("{}/{}", image.registry, image.repository));
+            continue;
+        }
         let digest = resolve(&state, name, &image).await?;
         pushed.push((image, digest));
     }
-    enqueue(&state, name, pushed, parsed.callback_url).await
+    if pushed.is_empty() {
+        state.metrics.delivery(name, Delivery::OutsideAllowlist);
+        state.metrics.outside_allowlist(name, outside.len());
+        return Ok((
+            StatusCode::OK,
+            axum::Json(serde_json::json!({
+                "ignored": "not in the registry allowlist",
+                "images": outside,
+            })),
+        )
+            .into_response());
+    }
+    state.metrics.outside_allowlist(name, outside.len());
+    enqueue(&state, name, pushed, parsed.callback_url, outside).await
 }
 
 /// Resolves a tag to a digest with `HEAD`, on an allowlisted registry only.
@@ -229,8 +247,9 @@ pub(super) async fn resolve(
         return Ok(digest.clone());
     }
     let Some(allowed) = state.config.allowed(&image.registry, &image.repository) else {
-        state.metrics.delivery(source, Delivery::Forbidden);
-        return Err(AppError::Forbidden(format!(
+        // `deliver` checked the allowlist first.
+        state.metrics.delivery(source, Delivery::Invalid);
+        return Err(AppError::BadRequest(format!(
             "`{}/{}` is not in the registry allowlist",
             image.registry, image.repository
         )));
@@ -352,10 +371,12 @@ repositories = ["team/*"]
         let dir = tempfile::tempdir().unwrap();
         let app = app_in(dir.path());
         let bearer = [("authorization", "Bearer dist-secret")];
+        // Outside the allowlist: 200 and ignored, so that the registry does not retry it for
+        // ever in front of every later event.
         let outside = event("other/app");
         assert_eq!(
             post(&app, "/hooks/distribution", &bearer, outside).await,
-            StatusCode::FORBIDDEN
+            StatusCode::OK
         );
         let huge = vec![b' '; MAX_BODY + 1];
         assert_eq!(

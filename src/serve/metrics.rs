@@ -21,8 +21,8 @@ pub enum Delivery {
     Ignored,
     /// Wrong or missing secret or signature.
     Unauthorized,
-    /// Names a registry or repository outside the allowlist.
-    Forbidden,
+    /// Named only registries or repositories outside the allowlist (answered 200).
+    OutsideAllowlist,
     /// Not a payload we understand.
     Invalid,
     /// The tag could not be resolved to a digest.
@@ -38,7 +38,7 @@ impl Delivery {
             Self::Duplicate => "duplicate",
             Self::Ignored => "ignored",
             Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
+            Self::OutsideAllowlist => "outside_allowlist",
             Self::Invalid => "invalid",
             Self::Unresolved => "unresolved",
             Self::Error => "error",
@@ -76,6 +76,8 @@ impl Attempt {
 #[derive(Default)]
 pub struct Metrics {
     deliveries: Mutex<BTreeMap<(&'static str, Delivery), u64>>,
+    /// Images named by deliveries that were outside the allowlist, by source.
+    outside: Mutex<BTreeMap<&'static str, u64>>,
     attempts: Mutex<BTreeMap<(&'static str, Attempt), u64>>,
     scan_buckets: [AtomicU64; BUCKETS.len()],
     scan_count: AtomicU64,
@@ -92,6 +94,16 @@ impl Metrics {
     /// Counts a delivery to the webhook of `source`.
     pub fn delivery(&self, source: &'static str, outcome: Delivery) {
         bump(&self.deliveries, (source, outcome));
+    }
+
+    /// Counts images of a delivery to `source` that were outside the allowlist and ignored.
+    pub fn outside_allowlist(&self, source: &'static str, images: usize) {
+        if images == 0 {
+            return;
+        }
+        if let Ok(mut map) = self.outside.lock() {
+            *map.entry(source).or_default() += images as u64;
+        }
     }
 
     /// Counts a job attempt of `kind`.
@@ -131,6 +143,19 @@ impl Metrics {
                     out,
                     "ocicert_webhook_deliveries_total{{source=\"{source}\",outcome=\"{}\"}} {count}",
                     outcome.as_str()
+                );
+            }
+        }
+        out.push_str(
+            "# HELP ocicert_webhook_images_outside_allowlist_total Images named by webhooks that \
+             are outside the registry allowlist, answered 200 and ignored.\n\
+             # TYPE ocicert_webhook_images_outside_allowlist_total counter\n",
+        );
+        if let Ok(outside) = self.outside.lock() {
+            for (source, count) in outside.iter() {
+                let _ = writeln!(
+                    out,
+                    "ocicert_webhook_images_outside_allowlist_total{{source=\"{source}\"}} {count}"
                 );
             }
         }

@@ -123,6 +123,30 @@ fn wait_until(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A push to a repository outside the allowlist, then one inside it, through a real
+/// registry's notifications: the first is answered 200 (distribution would retry anything else
+/// for ever, holding every later event behind it), and the second is scanned as usual.
+#[test]
+fn an_event_outside_the_allowlist_does_not_stall_the_next_one() {
+    let port = free_port();
+    let registry = notifying(port);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &registry, None, "");
+    let service = Service::start(&config, &dir.path().join("data"), port, &[], &[]);
+    let local = image(&dir.path().join("a"), "a");
+    registry.push(&local, "other/app:v1");
+    registry.push(&local, "team/app:v1");
+    let digest = digest_of(&registry, "team/app:v1");
+    wait_for(&service.url(&format!("/api/images/{digest}")), 60, &service);
+    let metrics = http("GET", &service.url("/metrics"), &[], None).1;
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            "ocicert_webhook_images_outside_allowlist_total{source=\"distribution\"}"
+        )),
+        "{metrics}"
+    );
+}
+
 #[test]
 fn pushes_are_scanned_and_served() {
     let port = free_port();
@@ -258,7 +282,8 @@ fn pushes_are_scanned_and_served() {
     );
     assert_eq!(status, 401);
 
-    // Wrong secret: 401. A registry or repository outside the allowlist: 403, never contacted.
+    // Wrong secret: 401. A registry or repository outside the allowlist: 200 and ignored (a
+    // registry retries anything else for ever), never contacted.
     let (status, _) = http(
         "POST",
         &hook,
@@ -274,7 +299,8 @@ fn pushes_are_scanned_and_served() {
         envelope.replace("team/app", "other/app"),
     ] {
         let (status, body) = http("POST", &hook, &[&auth], Some(forged.as_bytes()));
-        assert_eq!(status, 403, "{body}");
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("not in the registry allowlist"), "{body}");
     }
     let (status, _) = http("POST", &hook, &[&auth], Some(&vec![b'x'; 2 * 1024 * 1024]));
     assert_eq!(status, 413, "bodies over 1 MiB are refused");
@@ -321,7 +347,8 @@ fn pushes_are_scanned_and_served() {
         "ocicert_jobs{kind=\"scan\",state=\"done\"} 1",
         "ocicert_jobs{kind=\"notify\",state=\"done\"} 1",
         "ocicert_scan_duration_seconds_count 1",
-        "ocicert_webhook_deliveries_total{source=\"distribution\",outcome=\"forbidden\"} 2",
+        "ocicert_webhook_deliveries_total{source=\"distribution\",outcome=\"outside_allowlist\"} 2",
+        "ocicert_webhook_images_outside_allowlist_total{source=\"distribution\"} 2",
         "ocicert_webhook_deliveries_total{source=\"distribution\",outcome=\"unauthorized\"} 1",
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
