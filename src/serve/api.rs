@@ -64,9 +64,21 @@ impl ListQuery {
                 "`expiring_within={text}` is not a duration such as 30d, 12h or 3600"
             ))
         })?;
-        Ok(Some(now_ms() / 1000 + amount.saturating_mul(unit)))
+        let seconds = amount
+            .checked_mul(unit)
+            .filter(|s| s.abs() <= MAX_EXPIRY_WINDOW_S)
+            .ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "`expiring_within={text}` is beyond {} days either way",
+                    MAX_EXPIRY_WINDOW_S / 86_400
+                ))
+            })?;
+        Ok(Some(now_ms() / 1000 + seconds))
     }
 }
+
+/// The widest `expiring_within` window: 100 years, which covers every certificate's lifetime.
+const MAX_EXPIRY_WINDOW_S: i64 = 36_500 * 86_400;
 
 pub(super) fn json<T: serde::Serialize>(value: &T) -> Response {
     axum::Json(value).into_response()

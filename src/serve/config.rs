@@ -156,11 +156,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{path}` is not valid TOML for `ocicert serve`")]
+    /// The line is shown with the value of a `secret` key replaced: the config holds secrets,
+    /// and error output ends up in logs.
+    #[error(
+        "`{path}` is not valid TOML for `ocicert serve`: line {line}: {message}\n    {excerpt}"
+    )]
     Syntax {
         path: PathBuf,
-        #[source]
-        source: toml::de::Error,
+        line: usize,
+        message: String,
+        excerpt: String,
     },
     #[error("`{path}` has problems:\n  - {}", problems.join("\n  - "))]
     Invalid {
@@ -282,16 +287,45 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     parse(path, &text, env)
 }
 
+/// A syntax error with its line, the value of any `secret` on it redacted.
+fn syntax(path: &Path, text: &str, error: &toml::de::Error) -> Error {
+    let start = error.span().map_or(0, |span| span.start).min(text.len());
+    let line = text[..start].matches('\n').count() + 1;
+    let content = text.lines().nth(line - 1).unwrap_or_default();
+    let secret_line = content
+        .split_once('=')
+        .is_some_and(|(key, _)| key.trim().trim_matches('"') == "secret");
+    let (excerpt, message) = if secret_line {
+        let key = content.split_once('=').map_or(content, |(key, _)| key);
+        (
+            format!("{key}= <redacted>"),
+            // The message may quote the value (`invalid type: integer `5``).
+            error
+                .message()
+                .split('`')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        )
+    } else {
+        (content.to_string(), error.message().trim().to_string())
+    };
+    Error::Syntax {
+        path: path.to_path_buf(),
+        line,
+        message,
+        excerpt,
+    }
+}
+
 /// Parses and validates configuration text; `path` is only for messages and relative paths.
 pub fn parse(
     path: &Path,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Error> {
-    let raw: RawConfig = toml::from_str(text).map_err(|source| Error::Syntax {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let raw: RawConfig = toml::from_str(text).map_err(|error| syntax(path, text, &error))?;
     let mut problems = Vec::new();
     let base = path.parent().unwrap_or(Path::new("."));
     let relative = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
@@ -458,6 +492,30 @@ pub fn parse(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syntax_errors_never_show_a_secret() {
+        for text in [
+            "[hooks.distribution]\nsecret = \"hunter2-very-secret\n",
+            "[hooks.distribution]\nsecret = \"hunter2-very-secret\" junk\n",
+            "[hooks.distribution]\n  \"secret\" = 'hunter2-very-secret' = 3\n",
+        ] {
+            let error =
+                parse(Path::new("serve.toml"), text, &|_| None).expect_err("a syntax error");
+            let shown = format!("{error}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(
+                shown.contains("line 2") && shown.contains("<redacted>"),
+                "{shown}"
+            );
+        }
+        let error = parse(Path::new("serve.toml"), "workers = \"two\"\n", &|_| None)
+            .expect_err("a type error");
+        assert!(
+            format!("{error}").contains("workers = \"two\""),
+            "other lines are shown"
+        );
+    }
 
     fn env(name: &str) -> Option<String> {
         match name {

@@ -334,6 +334,16 @@ fn pushes_are_scanned_and_served() {
         get_json(&service.url("/api/certificates?expiring_within=-36500d")),
         json!([])
     );
+    // A window that would overflow is refused, not wrapped round into an empty answer.
+    for huge in ["106751991167300d", "36501d", "-9223372036854775807"] {
+        let (status, body) = http(
+            "GET",
+            &service.url(&format!("/api/certificates?expiring_within={huge}")),
+            &[],
+            None,
+        );
+        assert_eq!(status, 400, "{huge}: {body}");
+    }
 
     // One notification, Slack-compatible, for the image with findings at or above `high`.
     wait_until("the notification", 30, || !sink.bodies().is_empty());
