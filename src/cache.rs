@@ -32,11 +32,14 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 impl Cache {
     /// Opens (creating) a cache directory.
     pub fn open(dir: &Path) -> Result<Self, Error> {
+        // Cached layer results are findings of possibly private images: 0700 and 0600.
         let layers = dir.join("layers");
-        fs_err::create_dir_all(&layers).map_err(|source| Error {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+        crate::private::dir(dir)
+            .and_then(|()| crate::private::dir(&layers))
+            .map_err(|source| Error {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
         Ok(Self { dir: layers })
     }
 
@@ -102,7 +105,7 @@ impl Cache {
             .join(format!(".{key}.{}.{unique}.tmp", std::process::id()));
         let result = serde_json::to_vec(scan)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| fs_err::write(&temporary, bytes))
+            .and_then(|bytes| crate::private::write_new(&temporary, &bytes))
             .and_then(|()| fs_err::rename(&temporary, self.dir.join(format!("{key}.json"))));
         if let Err(error) = result {
             let _ = fs_err::remove_file(&temporary);

@@ -24,6 +24,7 @@ pub mod overlay;
 pub mod packages;
 pub mod pipeline;
 pub mod policy;
+pub mod private;
 pub mod registry;
 pub mod report;
 #[cfg(test)]

@@ -170,13 +170,22 @@ impl Sqlite {
             dir: dir.to_path_buf(),
             source,
         };
-        fs_err::create_dir_all(dir).map_err(io)?;
+        // Every report is in here: the directory is 0700 and the files 0600 (SQLite gives its
+        // -wal and -shm files the database file's mode).
+        crate::private::dir(dir).map_err(io)?;
         let lock_path = dir.join("ocicert.db.lock");
-        let lock = fs_err::File::create(&lock_path).map_err(io)?.into_file();
+        let lock = crate::private::open(&lock_path).map_err(io)?;
         if lock.try_lock().is_err() {
             return Err(Error::Locked { path: lock_path });
         }
-        let mut connection = Connection::open(dir.join("ocicert.db"))?;
+        let database = dir.join("ocicert.db");
+        crate::private::open(&database).map_err(io)?;
+        for existing in ["ocicert.db-wal", "ocicert.db-shm"] {
+            if dir.join(existing).exists() {
+                crate::private::file(&dir.join(existing)).map_err(io)?;
+            }
+        }
+        let mut connection = Connection::open(&database)?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;

@@ -138,6 +138,19 @@ fn an_event_outside_the_allowlist_does_not_stall_the_next_one() {
     registry.push(&local, "team/app:v1");
     let digest = digest_of(&registry, "team/app:v1");
     wait_for(&service.url(&format!("/api/images/{digest}")), 60, &service);
+    // Every report is on disk: only the service's user reads it.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |path: &Path| fs_err::metadata(path).unwrap().permissions().mode() & 0o777;
+    let data = dir.path().join("data");
+    assert_eq!(mode(&data), 0o700);
+    let mut files = vec![data.join("ocicert.db"), data.join("ocicert.db-wal")];
+    for entry in fs_err::read_dir(data.join("cache/layers")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    assert!(files.len() > 2, "the scan cached its layers");
+    for file in files {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
     let metrics = http("GET", &service.url("/metrics"), &[], None).1;
     assert!(
         metrics.lines().any(|l| l.starts_with(
