@@ -462,7 +462,8 @@ pub fn parse(
     }
     // 0 workers: a webhook front end that only enqueues (with PostgreSQL, other processes scan).
     let workers = raw.workers.unwrap_or(2);
-    let lease = raw.lease_seconds.unwrap_or(60);
+    // A replica killed mid-scan hands its job over within 15 s (heartbeats every 5 s).
+    let lease = raw.lease_seconds.unwrap_or(15);
     if lease < 2 {
         problems.push("`lease_seconds` must be at least 2".into());
     }

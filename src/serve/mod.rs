@@ -221,6 +221,14 @@ async fn refuse_declared_oversize(
 
 /// Serves `listener` until SIGTERM or Ctrl-C, with `config.workers` scan workers.
 pub async fn run(state: Arc<App>, listener: tokio::net::TcpListener) -> Result<(), Error> {
+    // A job a killed process was running is scanned again now, not when its lease ends.
+    match state.store.requeue_orphans(state.retry(), now_ms()).await {
+        Ok(0) => {}
+        Ok(count) => tracing::warn!(jobs = count, "requeued the jobs of a process that stopped"),
+        Err(error) => {
+            tracing::warn!(error = %error_chain(&error), "cannot requeue the jobs of a process that stopped")
+        }
+    }
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let workers: Vec<_> = (0..state.config.workers)
         .map(|_| tokio::spawn(worker::run(state.clone(), stopping.clone())))

@@ -70,10 +70,32 @@ impl Store {
     /// Requeues running jobs whose lease ran out (their process died or hung), or fails them
     /// when they used up their attempts. Returns how many were requeued or failed.
     pub async fn requeue_expired(&self, retry: Retry, now: i64) -> Result<u64, Error> {
+        self.requeue_leases_before(retry, now, now).await
+    }
+
+    /// At the start of the only process that can use this store (SQLite: one process holds
+    /// it): the jobs still marked running belonged to a process that died, so they are
+    /// requeued (or failed, when out of attempts) now instead of when their lease runs out.
+    /// On PostgreSQL, whose other replicas may be running those jobs, it does nothing.
+    pub async fn requeue_orphans(&self, retry: Retry, now: i64) -> Result<u64, Error> {
+        match self {
+            Self::Sqlite(_) => self.requeue_leases_before(retry, now, i64::MAX).await,
+            Self::Postgres(_) => Ok(0),
+        }
+    }
+
+    async fn requeue_leases_before(
+        &self,
+        retry: Retry,
+        now: i64,
+        cutoff: i64,
+    ) -> Result<u64, Error> {
         let failed = self
-            .execute(sql::FAIL_EXPIRED, params![now, retry.max_attempts])
+            .execute(sql::FAIL_EXPIRED, params![now, retry.max_attempts, cutoff])
             .await?;
-        let requeued = self.execute(sql::REQUEUE_EXPIRED, params![now]).await?;
+        let requeued = self
+            .execute(sql::REQUEUE_EXPIRED, params![now, cutoff])
+            .await?;
         Ok(failed + requeued)
     }
 

@@ -310,13 +310,15 @@ pub const DUPLICATE_PARAMS: usize = 4;
 pub const ENQUEUE_DUPLICATE: &str = "UPDATE jobs SET tag = coalesce(?4, tag) WHERE kind = 'scan' \
      AND registry = ?1 AND repository = ?2 AND digest = ?3 RETURNING id";
 
+/// Running jobs whose lease ends before ?3 and that used up their attempts fail.
 pub const FAIL_EXPIRED: &str = "UPDATE jobs SET state = 'failed', lease_owner = NULL, \
      lease_until = NULL, last_error = 'the worker stopped (lease expired) on every attempt', \
-     updated_at = ?1 WHERE state = 'running' AND lease_until < ?1 AND attempts >= ?2";
+     updated_at = ?1 WHERE state = 'running' AND lease_until < ?3 AND attempts >= ?2";
 
+/// Running jobs whose lease ends before ?2 go back to the queue.
 pub const REQUEUE_EXPIRED: &str = "UPDATE jobs SET state = 'queued', lease_owner = NULL, \
      lease_until = NULL, not_before = ?1, updated_at = ?1 WHERE state = 'running' \
-     AND lease_until < ?1";
+     AND lease_until < ?2";
 
 pub const EXTEND: &str = "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 \
      AND state = 'running'";

@@ -388,7 +388,12 @@ fn kill_9_mid_scan_loses_nothing_and_scans_once() {
     let registry = notifying(port);
     let sink = HookSink::start();
     let dir = tempfile::tempdir().unwrap();
+    // A long lease: the restart must not wait for it to run out.
     let config = config(dir.path(), &registry, Some(&sink), "");
+    let text = fs_err::read_to_string(&config)
+        .unwrap()
+        .replace("lease_seconds = 2", "lease_seconds = 60");
+    fs_err::write(&config, text).unwrap();
     let data = dir.path().join("data");
     let mut first = Service::start(
         &config,
@@ -405,8 +410,14 @@ fn kill_9_mid_scan_loses_nothing_and_scans_once() {
     });
     first.kill9();
 
+    let restarted = Instant::now();
     let second = Service::start(&config, &data, port, &[], &[]);
     let report = wait_for(&second.url(&format!("/api/images/{digest}")), 60, &second);
+    assert!(
+        restarted.elapsed() < Duration::from_secs(10),
+        "scanned again {:?} after the restart, not after the 60 s lease",
+        restarted.elapsed()
+    );
     assert!(rules_and_paths(&report).contains(&("private-key".into(), "/etc/base.key".into())));
     wait_until("the notification", 30, || !sink.bodies().is_empty());
     std::thread::sleep(Duration::from_secs(2));
