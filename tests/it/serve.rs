@@ -452,6 +452,47 @@ fn kill_9_mid_scan_loses_nothing_and_scans_once() {
     );
 }
 
+/// A replica killed mid-scan: with the default lease, another replica on the same PostgreSQL
+/// queue takes the job over within 15 s and scans it once.
+#[test]
+fn a_replica_killed_mid_scan_hands_its_job_over_within_15_s() {
+    let postgres = Postgres::start();
+    let (port_a, port_b) = (free_port(), free_port());
+    let registry = notifying(port_a);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &registry, None, "");
+    let text = fs_err::read_to_string(&config)
+        .unwrap()
+        .replace("lease_seconds = 2\n", "");
+    fs_err::write(&config, text).unwrap();
+    let database = ["--database", &postgres.url()].map(str::to_string);
+    let database: Vec<&str> = database.iter().map(String::as_str).collect();
+    let mut a = Service::start(
+        &config,
+        &dir.path().join("a"),
+        port_a,
+        &database,
+        &[("OCICERT_TEST_SCAN_DELAY_MS", "120000")],
+    );
+    registry.push(&image(&dir.path().join("one"), "one"), "team/one:v1");
+    let digest = digest_of(&registry, "team/one:v1");
+    let jobs = a.url(&format!("/api/jobs?digest={digest}"));
+    wait_until("the scan to start", 30, || {
+        get_json(&jobs)[0]["state"] == "running"
+    });
+    let b = Service::start(&config, &dir.path().join("b"), port_b, &database, &[]);
+    let killed = Instant::now();
+    a.kill9();
+    wait_for(&b.url(&format!("/api/images/{digest}")), 40, &b);
+    assert!(
+        killed.elapsed() < Duration::from_secs(20),
+        "taken over after {:?}",
+        killed.elapsed()
+    );
+    let jobs = get_json(&b.url(&format!("/api/jobs?digest={digest}")));
+    assert_eq!(jobs[0]["attempts"], 2, "{jobs}");
+}
+
 #[test]
 fn two_processes_share_one_postgres_queue() {
     let postgres = Postgres::start();
