@@ -100,6 +100,8 @@ pub enum Error {
     },
     #[error("layer `{layer}` has an unsupported digest")]
     BadDigest { layer: String },
+    #[error("layer `{layer}` was not scanned within the time budget{}", at(path))]
+    OutOfTime { layer: String, path: Option<String> },
 }
 
 fn at(path: &Option<String>) -> String {
@@ -144,10 +146,27 @@ pub fn scan(
     options: &Options,
 ) -> Result<LayerScan, Error> {
     let mut result = LayerScan::default();
-    with_tar(raw, layer, expected_size, |decoder, last_path| {
+    let scanned = with_tar(raw, layer, expected_size, |decoder, last_path| {
         walk(decoder, options, &mut result, last_path)
-    })?;
-    Ok(result)
+    });
+    match scanned {
+        Err(
+            Error::Tar {
+                layer,
+                path,
+                source,
+            }
+            | Error::Decompress {
+                layer,
+                path,
+                source,
+                ..
+            },
+        ) if source.get_ref().is_some_and(|e| e.is::<OutOfTime>()) => {
+            Err(Error::OutOfTime { layer, path })
+        }
+        other => other.map(|()| result),
+    }
 }
 
 /// Reads the regular files named in `wanted` (absolute image paths) out of one layer,
@@ -290,6 +309,7 @@ fn walk(
     let mut hardlinks: Vec<(String, String)> = Vec::new();
     for entry in archive.entries()? {
         let mut entry = entry?;
+        check_time(options)?;
         let raw_path = entry.path()?.to_string_lossy().into_owned();
         let path = normalize(&raw_path);
         *last_path = Some(path.clone());
@@ -341,7 +361,11 @@ fn walk(
         }
         result.files += 1;
         result.bytes += size;
-        let found = scan_one_file(name, size, &mut entry, options, &mut buffer)?;
+        let mut timed = Timed {
+            inner: &mut entry,
+            options,
+        };
+        let found = scan_one_file(name, size, &mut timed, options, &mut buffer)?;
         if size <= detect::MAX_WHOLE_FILE && packages::is_database_file(&path) {
             let text = packages::database_text(&path, &buffer);
             result.package_files.push((path.clone(), text));
@@ -373,6 +397,34 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// The error a scan past its deadline stops with (inside an `io::Error`).
+#[derive(Debug, thiserror::Error)]
+#[error("the time budget ran out")]
+struct OutOfTime;
+
+fn check_time(options: &Options) -> std::io::Result<()> {
+    match options.deadline {
+        Some(deadline) if std::time::Instant::now() > deadline => {
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, OutOfTime))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A file's reader that stops when the scan's deadline passes, so that no one entry (a sparse
+/// file declaring a terabyte of holes) can run past it.
+struct Timed<'r, R> {
+    inner: &'r mut R,
+    options: &'r Options,
+}
+
+impl<R: Read> Read for Timed<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        check_time(self.options)?;
+        self.inner.read(buf)
+    }
 }
 
 /// What one file held: its detections, and its checksums when it has any.

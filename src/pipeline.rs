@@ -28,6 +28,8 @@ pub struct Request<'a> {
     /// Worker threads; 0 means one per core.
     pub threads: usize,
     pub cache: Option<Cache>,
+    /// When the scan must give up (`detect::Options::deadline`).
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl<'a> Request<'a> {
@@ -41,6 +43,7 @@ impl<'a> Request<'a> {
             max_archive_depth: Options::default().max_archive_depth,
             threads: 0,
             cache: None,
+            deadline: None,
         }
     }
 
@@ -58,6 +61,7 @@ impl<'a> Request<'a> {
             options: Options {
                 keystore_passwords,
                 max_archive_depth: self.max_archive_depth,
+                deadline: self.deadline,
                 ..Options::default()
             },
             context: Context {

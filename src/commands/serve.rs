@@ -37,11 +37,27 @@ pub fn run(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Resul
         .and_then(|v| v.parse().ok())
         .map(Duration::from_millis);
     let handle = runtime.handle().clone();
+    let budget = config.job_timeout;
     let scanner: serve::Scanner = Arc::new(move |job, allowed| {
-        scan_job(job, allowed, &cache, policy.as_ref(), delay, &handle).map_err(|error| {
+        let deadline = std::time::Instant::now() + budget;
+        let scanned = scan_job(
+            job,
+            allowed,
+            &cache,
+            policy.as_ref(),
+            delay,
+            &handle,
+            deadline,
+        );
+        scanned.map_err(|error| {
             let text = format!("{error:#}");
             if rate_limited(&error) {
                 ScanError::RateLimited(text)
+            } else if out_of_time(&error) {
+                ScanError::OutOfBudget(format!(
+                    "stopped after the {} s job budget (`job_timeout_seconds`): {text}",
+                    budget.as_secs()
+                ))
             } else {
                 ScanError::Failed(text)
             }
@@ -77,6 +93,7 @@ fn scan_job(
     policy: Option<&crate::policy::Policy>,
     delay: Option<Duration>,
     handle: &tokio::runtime::Handle,
+    deadline: std::time::Instant,
 ) -> anyhow::Result<Report> {
     let reference = format!("{}/{}@{}", job.registry, job.repository, job.digest);
     let target = Target::parse(&reference)
@@ -93,6 +110,7 @@ fn scan_job(
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let request = pipeline::Request {
         cache: Some(cache.clone()),
+        deadline: Some(deadline),
         ..pipeline::Request::new(now, policy)
     };
     let scanned =
@@ -102,6 +120,21 @@ fn scan_job(
         tracing::warn!("{expired}");
     }
     Ok(Report::new(&reference, now, scanned.images))
+}
+
+/// Whether the scan stopped at its deadline.
+fn out_of_time(error: &anyhow::Error) -> bool {
+    use crate::layer::Error::OutOfTime;
+    error.chain().any(|cause| {
+        // `scan::Error::Layer` is transparent: the layer's error is not a cause of its own.
+        matches!(
+            cause.downcast_ref::<crate::scan::Error>(),
+            Some(crate::scan::Error::Layer(OutOfTime { .. }))
+        ) || matches!(
+            cause.downcast_ref::<crate::layer::Error>(),
+            Some(OutOfTime { .. })
+        )
+    })
 }
 
 /// Whether the registry answered 429 even after the client's own retries.

@@ -128,6 +128,9 @@ pub struct Options {
     pub max_total_inflated: u64,
     /// The largest inflated:compressed ratio accepted for entries over 1 MiB.
     pub max_ratio: u64,
+    /// When the scan must stop (a service job's time budget): layers not finished by then
+    /// fail with `layer::Error::OutOfTime`. Not part of the cache key: it changes no result.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Default for Options {
@@ -138,6 +141,7 @@ impl Default for Options {
             max_entry_bytes: 64 * 1024 * 1024,
             max_total_inflated: 512 * 1024 * 1024,
             max_ratio: 200,
+            deadline: None,
         }
     }
 }

@@ -115,6 +115,8 @@ pub struct Config {
     pub retry_backoff: Duration,
     /// How long a stopping service waits for running scans before handing them back.
     pub shutdown_grace: Duration,
+    /// How long one scan may take: past it the scan stops, and the job fails for good.
+    pub job_timeout: Duration,
     /// Base URL of this service, for links in notifications.
     pub public_url: Option<String>,
     /// A policy file applied to every report (as `ocicert scan --policy`).
@@ -184,6 +186,7 @@ struct RawConfig {
     max_attempts: Option<u32>,
     retry_backoff_seconds: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
+    job_timeout_seconds: Option<u64>,
     public_url: Option<String>,
     policy: Option<PathBuf>,
     #[serde(default)]
@@ -481,6 +484,7 @@ pub fn parse(
         max_attempts: raw.max_attempts.unwrap_or(5).max(1),
         retry_backoff: Duration::from_secs(raw.retry_backoff_seconds.unwrap_or(30)),
         shutdown_grace: Duration::from_secs(raw.shutdown_grace_seconds.unwrap_or(20)),
+        job_timeout: Duration::from_secs(raw.job_timeout_seconds.unwrap_or(600).max(1)),
         public_url: raw.public_url.map(|u| u.trim_end_matches('/').to_string()),
         policy: raw.policy.map(relative),
         hooks,

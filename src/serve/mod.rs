@@ -55,6 +55,8 @@ pub enum ScanError {
     RateLimited(String),
     /// Anything else; retried with backoff up to the attempt limit.
     Failed(String),
+    /// The scan ran past the job's time budget: it fails for good (another try would too).
+    OutOfBudget(String),
 }
 
 /// Scans one image (blocking; run on the blocking pool). Given by the command.

@@ -18,6 +18,8 @@ use tokio::sync::watch;
 
 /// How often an idle worker looks for jobs enqueued by other processes.
 const POLL: Duration = Duration::from_millis(500);
+/// How long past its budget a scan that does not stop is given before the worker moves on.
+const BACKSTOP: Duration = Duration::from_secs(30);
 /// How long a rate-limited job waits before its next try.
 const RATE_LIMIT_DELAY: Duration = Duration::from_secs(60);
 
@@ -101,12 +103,21 @@ async fn execute(app: &Arc<App>, job: &Job) -> Outcome {
             };
             let scanner = app.scanner.clone();
             let claimed = job.clone();
-            match tokio::task::spawn_blocking(move || scanner(&claimed, &allowed)).await {
-                Ok(Ok(report)) => Outcome::Scanned(Box::new(report)),
-                Ok(Err(error)) => Outcome::Failed(error),
-                Err(error) => {
+            let scan = tokio::task::spawn_blocking(move || scanner(&claimed, &allowed));
+            // The scanner stops itself at its deadline; this is the backstop for work that
+            // does not check it. The worker moves on (the thread ends when its work does).
+            let backstop = app.config.job_timeout + BACKSTOP;
+            match tokio::time::timeout(backstop, scan).await {
+                Ok(Ok(Ok(report))) => Outcome::Scanned(Box::new(report)),
+                Ok(Ok(Err(error))) => Outcome::Failed(error),
+                Ok(Err(error)) => {
                     Outcome::Failed(ScanError::Failed(format!("the scan crashed: {error}")))
                 }
+                Err(_) => Outcome::Failed(ScanError::OutOfBudget(format!(
+                    "the scan did not stop within {} s of its {} s job budget (`job_timeout_seconds`)",
+                    BACKSTOP.as_secs(),
+                    app.config.job_timeout.as_secs()
+                ))),
             }
         }
         Kind::Notify => match notify(app, job).await {
@@ -162,8 +173,14 @@ async fn finish(app: &Arc<App>, job: &Job, outcome: Outcome, started: Instant) {
             }
             return;
         }
-        Outcome::Failed(ScanError::Failed(error)) => {
-            let retry_at = app.retry().next_attempt(job.attempts, now);
+        Outcome::Failed(failure @ (ScanError::Failed(_) | ScanError::OutOfBudget(_))) => {
+            let (error, retry_at) = match failure {
+                ScanError::OutOfBudget(error) => (error, None),
+                ScanError::Failed(error) | ScanError::RateLimited(error) => {
+                    let retry_at = app.retry().next_attempt(job.attempts, now);
+                    (error, retry_at)
+                }
+            };
             let outcome = if retry_at.is_some() {
                 Attempt::Retry
             } else {
