@@ -47,7 +47,7 @@ pub fn pem(data: &[u8]) {
     }
     let step = 1 + usize::from(data.first().copied().unwrap_or(0)) * 7;
     let mut streamed = 0usize;
-    let read = detect::pem::blocks_in_stream(Trickle { data, step }, |_| streamed += 1);
+    let read = detect::pem::blocks_in_stream(Trickle { data, step }, usize::MAX, |_| streamed += 1);
     assert!(read.is_ok(), "reading from memory cannot fail: {read:?}");
     assert_eq!(whole.len(), streamed, "stream and buffer scans disagree");
 }

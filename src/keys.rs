@@ -312,12 +312,40 @@ pub fn dsa_traditional(der: &[u8]) -> Result<KeyInfo, Error> {
     Ok(with_spki(format, "dsa", Some(bits_of(p)), None, spki, y))
 }
 
-/// The largest DSA modulus whose public key is computed (FIPS 186 stops at 3072 bits).
-const MAX_DSA_BITS: u32 = 16_384;
+/// The largest DSA modulus whose public key is computed: OpenSSL's own limit
+/// (`OPENSSL_DSA_MAX_MODULUS_BITS`); FIPS 186 stops at 3072 bits.
+const MAX_DSA_BITS: u32 = 10_000;
 
-/// y = g^x mod p, for a DSA private key x; `None` for parameters out of range.
+/// The largest private exponent: x < q, and q is at most 256 bits in FIPS 186 (512 leaves room).
+const MAX_DSA_EXPONENT_BITS: u32 = 512;
+
+/// The modular-exponentiation work (modulus bits × exponent bits) one file or one image
+/// configuration may spend on DSA public keys: 64 keys of the largest size. A key past it is
+/// reported as not analysed.
+const DSA_WORK_PER_FILE: u64 = 64 * MAX_DSA_BITS as u64 * MAX_DSA_EXPONENT_BITS as u64;
+
+thread_local! {
+    static DSA_WORK_LEFT: std::cell::Cell<u64> = const { std::cell::Cell::new(DSA_WORK_PER_FILE) };
+}
+
+/// Starts a new file's (or image configuration's) DSA work budget on this thread.
+pub fn reset_work_budget() {
+    DSA_WORK_LEFT.with(|left| left.set(DSA_WORK_PER_FILE));
+}
+
+/// y = g^x mod p, for a DSA private key x; `None` for parameters out of range, or when the
+/// file's DSA work budget is spent.
 fn dsa_public(p: &[u8], g: &[u8], x: &[u8]) -> Option<Vec<u8>> {
-    if bits_of(p) > MAX_DSA_BITS || bits_of(x) > MAX_DSA_BITS {
+    if bits_of(p) > MAX_DSA_BITS || bits_of(x) > MAX_DSA_EXPONENT_BITS {
+        return None;
+    }
+    let work = u64::from(bits_of(p)) * u64::from(bits_of(x));
+    let affordable = DSA_WORK_LEFT.with(|left| {
+        let remaining = left.get();
+        left.set(remaining.saturating_sub(work));
+        remaining >= work
+    });
+    if !affordable {
         return None;
     }
     let p = num_bigint::BigUint::from_bytes_be(p);

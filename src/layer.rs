@@ -447,6 +447,7 @@ pub fn scan_one_file(
     options: &Options,
     buffer: &mut Vec<u8>,
 ) -> std::io::Result<FileScan> {
+    crate::keys::reset_work_budget();
     if size <= detect::MAX_WHOLE_FILE {
         buffer.clear();
         reader.take(detect::MAX_WHOLE_FILE).read_to_end(buffer)?;
@@ -503,7 +504,9 @@ fn scan_large(reader: &mut impl Read) -> std::io::Result<Vec<Detection>> {
         });
     }
     let program = detect::is_program(&head);
-    detect::pem::blocks_in_stream(std::io::Cursor::new(head).chain(reader), |block| {
+    let stream = std::io::Cursor::new(head).chain(reader);
+    let limit = detect::MAX_DETECTIONS_PER_FILE;
+    let dropped = detect::pem::blocks_in_stream(stream, limit, |block| {
         if let Some(artifact) = detect::interpret_pem(&block)
             && !(program && detect::is_unparseable_pem(&artifact))
         {
@@ -513,6 +516,17 @@ fn scan_large(reader: &mut impl Read) -> std::io::Result<Vec<Detection>> {
             });
         }
     })?;
+    if dropped > 0 {
+        found.push(Detection {
+            artifact: Artifact::LimitReached {
+                reason: format!(
+                    "{dropped} more PEM blocks in this file were not read (at most {} per file)",
+                    detect::MAX_DETECTIONS_PER_FILE
+                ),
+            },
+            archive_path: None,
+        });
+    }
     Ok(found)
 }
 

@@ -14,6 +14,8 @@ const BASE64_PEM_PREFIX: &str = "LS0tLS1CRUdJT";
 
 /// Every detection in the config, with the field it came from.
 pub fn scan(config: &Value) -> Vec<(String, Artifact)> {
+    // The whole configuration shares one DSA work budget, like one file.
+    crate::keys::reset_work_budget();
     let mut fields: Vec<(String, &str)> = Vec::new();
     let inner = config.get("config");
     if let Some(env) = inner.and_then(|c| c.get("Env")).and_then(Value::as_array) {
@@ -55,6 +57,19 @@ pub fn scan(config: &Value) -> Vec<(String, Artifact)> {
             out.push((field.clone(), artifact));
         }
     }
+    let limit = super::MAX_DETECTIONS_PER_FILE;
+    if out.len() > limit {
+        let dropped = out.len() - limit;
+        out.truncate(limit);
+        out.push((
+            "config".into(),
+            Artifact::LimitReached {
+                reason: format!(
+                    "{dropped} more detections in the image configuration were not reported (at most {limit})"
+                ),
+            },
+        ));
+    }
     out
 }
 
@@ -74,6 +89,9 @@ pub fn scan_text(text: &str) -> Vec<Artifact> {
         }
     }
     let mut out: Vec<Artifact> = Vec::new();
+    // Seen artifacts by their serialised form: a linear check, where `Vec::contains` made a
+    // value with 60,000 keys quadratic.
+    let mut seen = std::collections::HashSet::new();
     for variant in variants {
         for block in pem::blocks(&variant) {
             // The raw form of an escaped value is one line and fails to decode; its expanded
@@ -81,7 +99,7 @@ pub fn scan_text(text: &str) -> Vec<Artifact> {
             let Some(artifact) = interpret_pem(&block) else {
                 continue;
             };
-            if !out.contains(&artifact) {
+            if seen.insert(serde_json::to_string(&artifact).unwrap_or_default()) {
                 out.push(artifact);
             }
         }

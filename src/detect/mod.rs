@@ -216,8 +216,42 @@ pub const DETECTORS: &[Detector] = &[
 pub fn scan_file(name: &str, data: &[u8], options: &Options) -> Vec<Detection> {
     let mut out = Vec::new();
     let mut budget = archive::Budget::new(options);
+    crate::keys::reset_work_budget();
     scan_nested(name, data, options, 0, None, &mut budget, &mut out);
+    cap(&mut out);
     out
+}
+
+/// The most detections reported for one file; past it, one `LimitReached` says how many more
+/// there were (millions of tiny PEM blocks would otherwise become millions of findings).
+pub const MAX_DETECTIONS_PER_FILE: usize = 10_000;
+
+/// Cuts `out` to `MAX_DETECTIONS_PER_FILE` (keeping every note of a limit reached, which say
+/// what was left out already) and says how many more were left out.
+pub fn cap(out: &mut Vec<Detection>) {
+    let notes = out
+        .iter()
+        .filter(|d| matches!(d.artifact, Artifact::LimitReached { .. }))
+        .count();
+    if out.len() - notes > MAX_DETECTIONS_PER_FILE {
+        let dropped = out.len() - notes - MAX_DETECTIONS_PER_FILE;
+        let mut kept = 0;
+        out.retain(|d| {
+            if matches!(d.artifact, Artifact::LimitReached { .. }) {
+                return true;
+            }
+            kept += 1;
+            kept <= MAX_DETECTIONS_PER_FILE
+        });
+        out.push(Detection {
+            artifact: Artifact::LimitReached {
+                reason: format!(
+                    "{dropped} more detections in this file were not reported (at most {MAX_DETECTIONS_PER_FILE} per file)"
+                ),
+            },
+            archive_path: None,
+        });
+    }
 }
 
 fn scan_nested(

@@ -146,6 +146,10 @@ fn scan_buffer(buf: &[u8], at_eof: bool, base_offset: u64, blocks: &mut Vec<Bloc
     let finder = memmem::Finder::new(BEGIN);
     let mut position = 0;
     while let Some(found) = finder.find(&buf[position..]) {
+        if blocks.len() >= super::MAX_DETECTIONS_PER_FILE {
+            // The caller reports the rest as a count; holding them would cost gigabytes.
+            return buf.len();
+        }
         let start = position + found;
         match parse_at(buf, start, at_eof, base_offset) {
             Step::Found(block, next) => {
@@ -167,11 +171,16 @@ pub fn blocks(input: &[u8]) -> Vec<Block> {
     found
 }
 
-/// Every PEM block in a stream, holding at most about `MAX_BLOCK` plus one read in memory.
+/// The PEM blocks of a stream, holding at most about `MAX_BLOCK` plus one read in memory: the
+/// first `max_blocks` go to `on_block`; after them the stream is only searched for markers,
+/// whose number is returned (millions of tiny blocks cost a count, not a parse each).
 pub fn blocks_in_stream(
     mut reader: impl Read,
+    max_blocks: usize,
     mut on_block: impl FnMut(Block),
-) -> std::io::Result<()> {
+) -> std::io::Result<u64> {
+    let mut delivered = 0usize;
+    let mut beyond = 0u64;
     const READ: usize = 256 * 1024;
     let mut buf: Vec<u8> = Vec::with_capacity(READ * 2);
     let mut base_offset = 0u64;
@@ -187,11 +196,28 @@ pub fn blocks_in_stream(
         };
         buf.truncate(filled + read);
         let at_eof = read == 0;
+        if delivered >= max_blocks {
+            beyond += memmem::find_iter(&buf, BEGIN).count() as u64;
+            if at_eof {
+                return Ok(beyond);
+            }
+            // A marker split across reads is counted once its second half arrives.
+            let keep_from = buf.len().saturating_sub(BEGIN.len() - 1);
+            buf.drain(..keep_from);
+            continue;
+        }
         let mut found = Vec::new();
         let keep_from = scan_buffer(&buf, at_eof, base_offset, &mut found);
-        found.into_iter().for_each(&mut on_block);
+        for block in found {
+            if delivered < max_blocks {
+                delivered += 1;
+                on_block(block);
+            } else {
+                beyond += 1;
+            }
+        }
         if at_eof {
-            return Ok(());
+            return Ok(beyond);
         }
         buf.drain(..keep_from);
         base_offset += keep_from as u64;
@@ -205,11 +231,25 @@ pub const DETECTOR: super::Detector = super::Detector {
     name: "pem",
     detect: |input| {
         let program = super::is_program(input.data);
-        blocks(input.data)
+        let found = blocks(input.data);
+        let mut out: Vec<super::Artifact> = found
             .iter()
             .filter_map(super::interpret_pem)
             .filter(|artifact| !(program && super::is_unparseable_pem(artifact)))
-            .collect()
+            .collect();
+        if found.len() >= super::MAX_DETECTIONS_PER_FILE {
+            let markers = memmem::find_iter(input.data, BEGIN).count();
+            if markers > found.len() {
+                out.push(super::Artifact::LimitReached {
+                    reason: format!(
+                        "{} more PEM blocks in this file were not read (at most {} per file)",
+                        markers - found.len(),
+                        found.len()
+                    ),
+                });
+            }
+        }
+        out
     },
     examples: &[EXAMPLES, super::openssh::EXAMPLES, super::pgp::EXAMPLES],
 };
@@ -298,7 +338,7 @@ mod tests {
         input.extend_from_slice(b"\n-----END PRIVATE KEY-----\n");
         input.extend_from_slice(CERT_LIKE.as_bytes());
         let mut found = Vec::new();
-        blocks_in_stream(&input[..], |b| found.push(b)).expect("in-memory read");
+        blocks_in_stream(&input[..], usize::MAX, |b| found.push(b)).expect("in-memory read");
         let summary: Vec<_> = found
             .iter()
             .map(|b| (b.label.as_str(), b.body.is_ok()))

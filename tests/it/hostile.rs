@@ -613,3 +613,106 @@ fn a_pem_block_with_a_100_mb_body_is_bounded() {
         }
     }
 }
+
+/// Millions of tiny broken PEM blocks: one file read whole (20 MiB), one streamed (5 million
+/// blocks), and many keys in one config value. Each ends within 10 s and 256 MiB, reporting at
+/// most `MAX_DETECTIONS_PER_FILE` findings per file and one `scan-incomplete` with the count.
+#[test]
+fn a_flood_of_pem_blocks_is_capped_per_file_and_reported_with_its_count() {
+    let block: &[u8] = b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n";
+    let whole: Vec<u8> = block.repeat(20 * 1024 * 1024 / block.len());
+    let streamed: Vec<u8> = block.repeat(5_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let (_layout, reference, _) = one_layer(
+        dir.path(),
+        gz_layer(&[
+            Entry::File("whole.pem", whole),
+            Entry::File("streamed.pem", streamed),
+        ]),
+    );
+    let run = bounded_scan(&reference, &["--fail-on", "never"], 10, 256);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    for path in ["/whole.pem", "/streamed.pem"] {
+        let in_file: Vec<_> = findings
+            .iter()
+            .filter(|f| f["location"]["path"] == path)
+            .collect();
+        assert!(
+            in_file.len() <= 10_001 && in_file.len() > 1,
+            "{path}: {}",
+            in_file.len()
+        );
+        let note = in_file
+            .iter()
+            .find(|f| f["rule"] == "scan-incomplete")
+            .unwrap_or_else(|| panic!("{path}: no scan-incomplete"));
+        let message = note["message"].as_str().unwrap();
+        assert!(
+            message.contains("PEM") && message.chars().any(|c| c.is_ascii_digit()),
+            "{message}"
+        );
+    }
+}
+
+/// 16,384-bit DSA keys cost seconds each to fingerprint: refused above OpenSSL's own 10,000-bit
+/// limit, and the DSA work of one file is bounded however many keys it holds.
+#[test]
+fn huge_and_numerous_dsa_keys_stay_cheap() {
+    // SEQUENCE { 0, p, q, g, y, x } with a 16,384-bit p and x (OpenSSL's "DSA PRIVATE KEY").
+    let big = |first: u8| {
+        let mut bytes = vec![first | 0x40; 2048];
+        bytes[2047] |= 1;
+        bytes
+    };
+    let integer = |value: &[u8]| {
+        let mut out = vec![0x02];
+        out.extend(der_length(value.len() + 1));
+        out.push(0);
+        out.extend_from_slice(value);
+        out
+    };
+    let mut body = vec![0x02, 0x01, 0x00];
+    for part in [big(1), vec![0x55; 32], big(2), big(3), big(4)] {
+        body.extend(integer(&part));
+    }
+    let mut der = vec![0x30];
+    der.extend(der_length(body.len()));
+    der.extend(body);
+    let pem = format!(
+        "-----BEGIN DSA PRIVATE KEY-----\n{}\n-----END DSA PRIVATE KEY-----\n",
+        base64_lines(&der)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (_layout, reference, _) = one_layer(
+        dir.path(),
+        gz_layer(&[Entry::File("keys.pem", pem.repeat(40).into_bytes())]),
+    );
+    let run = bounded_scan(&reference, &["--fail-on", "never"], 10, 256);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+fn der_length(len: usize) -> Vec<u8> {
+    if len < 0x80 {
+        return vec![len as u8];
+    }
+    let bytes: Vec<u8> = len
+        .to_be_bytes()
+        .into_iter()
+        .skip_while(|b| *b == 0)
+        .collect();
+    let mut out = vec![0x80 | bytes.len() as u8];
+    out.extend(bytes);
+    out
+}
+
+fn base64_lines(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    text.as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
