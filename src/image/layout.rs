@@ -24,6 +24,9 @@ impl BlobStore for DirStore {
         })?;
         let algorithm = digest.split(':').next().unwrap_or("sha256");
         let path = self.root.join("blobs").join(algorithm).join(&parsed.hex);
+        if path.symlink_metadata().is_ok() {
+            regular_file_inside(&self.root, &path)?;
+        }
         match fs_err::File::open(&path) {
             Ok(file) => Ok(Box::new(std::io::BufReader::with_capacity(
                 256 * 1024,
@@ -35,6 +38,31 @@ impl BlobStore for DirStore {
             Err(source) => Err(Error::Io { path, source }),
         }
     }
+}
+
+/// Refuses what a layout's file must not be: anything but a regular file (a FIFO would block
+/// the read for ever, a device never ends), or a link that leads outside the layout.
+fn regular_file_inside(root: &Path, path: &Path) -> Result<(), Error> {
+    let refuse = |reason: &str| Error::Invalid {
+        path: path.to_path_buf(),
+        what: "OCI layout file",
+        reason: reason.to_string(),
+    };
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let target = fs_err::canonicalize(path).map_err(io)?;
+    let root = fs_err::canonicalize(root).map_err(io)?;
+    if !target.starts_with(&root) {
+        return Err(refuse("it is a link to a file outside the layout"));
+    }
+    if !fs_err::metadata(&target).map_err(io)?.is_file() {
+        return Err(refuse(
+            "it is not a regular file (a FIFO, a device or a directory)",
+        ));
+    }
+    Ok(())
 }
 
 /// Files inside a tar archive, read in place.
@@ -159,10 +187,20 @@ pub fn open(
         (Box::new(store), bytes)
     } else {
         let index_path = path.join("index.json");
-        let bytes = fs_err::read(&index_path).map_err(|source| Error::Io {
-            path: index_path,
-            source,
-        })?;
+        if index_path.symlink_metadata().is_ok() {
+            regular_file_inside(path, &index_path)?;
+        }
+        // Read no more than the limit: `index.json` may be a link to something endless.
+        let mut bytes = Vec::new();
+        fs_err::File::open(&index_path)
+            .and_then(|file| {
+                file.take(manifest::MAX_MANIFEST as u64 + 1)
+                    .read_to_end(&mut bytes)
+            })
+            .map_err(|source| Error::Io {
+                path: index_path,
+                source,
+            })?;
         (
             Box::new(DirStore {
                 root: path.to_path_buf(),

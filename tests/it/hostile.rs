@@ -716,3 +716,49 @@ fn base64_lines(der: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// A local layout whose files are not what they claim: `index.json` linked to `/dev/zero`, a
+/// blob that is a FIFO (which would block a read for ever), a blob linked to a file outside
+/// the layout. Each is a clear error naming the file, within seconds.
+#[test]
+fn layout_files_that_are_links_out_or_not_files_are_refused() {
+    use std::os::unix::fs::symlink;
+    let fixture_layer = || gz_layer(&[Entry::File("k.pem", fixture("keys/ec-sec1.pem"))]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_layout, reference, _) = one_layer(&dir.path().join("zero"), fixture_layer());
+    let index = dir.path().join("zero/index.json");
+    fs_err::remove_file(&index).unwrap();
+    symlink("/dev/zero", &index).unwrap();
+    let measured = ocicert_measured(
+        &["scan", &reference, "--format", "json"],
+        &[],
+        Duration::from_secs(30),
+    );
+    measured.assert_bounded(10, 256);
+    assert_clean_error(&measured.run, &["index.json", "outside the layout"]);
+
+    let (_layout, reference, layer) = one_layer(&dir.path().join("fifo"), fixture_layer());
+    let blob = dir.path().join("fifo/blobs/sha256").join(&layer[7..]);
+    fs_err::remove_file(&blob).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&blob)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let measured = ocicert_measured(
+        &["scan", &reference, "--format", "json", "--no-cache"],
+        &[],
+        Duration::from_secs(30),
+    );
+    measured.assert_bounded(10, 256);
+    assert_clean_error(&measured.run, &[&layer[7..], "not a regular file"]);
+
+    let (_layout, reference, layer) = one_layer(&dir.path().join("out"), fixture_layer());
+    let blob = dir.path().join("out/blobs/sha256").join(&layer[7..]);
+    let outside = dir.path().join("secret.tar.gz");
+    fs_err::rename(&blob, &outside).unwrap();
+    symlink(&outside, &blob).unwrap();
+    let run = scan_json(&reference, &["--no-cache"]);
+    assert_clean_error(&run, &[&layer[7..], "outside the layout"]);
+}
