@@ -383,20 +383,64 @@ fn walk(
             .detections
             .extend(found.detections.into_iter().map(|d| (path.clone(), d)));
     }
+    link_detections(result, &hardlinks);
+    Ok(())
+}
+
+/// The most hard links to one file whose detections are reported again under the link's path.
+pub const MAX_LINKS_PER_FILE: usize = 100;
+
+/// A hard link re-reports what its target held, found through one index (a layer of 320,000
+/// links to one file used to search every detection per link), for at most
+/// `MAX_LINKS_PER_FILE` links per target; the rest are one `LimitReached` with their count.
+fn link_detections(result: &mut LayerScan, hardlinks: &[(String, String)]) {
+    let mut by_path: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for (index, (path, _)) in result.detections.iter().enumerate() {
+        by_path.entry(path.as_str()).or_default().push(index);
+    }
+    let digests: std::collections::HashMap<&str, &FileDigests> = result
+        .digests
+        .iter()
+        .map(|(path, digests)| (path.as_str(), digests))
+        .collect();
+    let mut links_per_target: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::new();
+    let (mut copies, mut linked_digests, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
     for (link, target) in hardlinks {
-        let copies: Vec<_> = result
-            .detections
-            .iter()
-            .filter(|(path, _)| *path == target)
-            .map(|(_, detection)| (link.clone(), detection.clone()))
-            .collect();
-        result.detections.extend(copies);
-        let digests = result.digests.iter().find(|(path, _)| *path == target);
-        if let Some((_, digests)) = digests {
-            result.digests.push((link, digests.clone()));
+        let Some(indices) = by_path.get(target.as_str()) else {
+            continue;
+        };
+        let links = links_per_target.entry(target.as_str()).or_default();
+        *links += 1;
+        if *links > MAX_LINKS_PER_FILE {
+            skipped.push(link.clone());
+            continue;
+        }
+        copies.extend(
+            indices
+                .iter()
+                .map(|index| (link.clone(), result.detections[*index].1.clone())),
+        );
+        if let Some(digests) = digests.get(target.as_str()) {
+            linked_digests.push((link.clone(), (*digests).clone()));
         }
     }
-    Ok(())
+    result.detections.extend(copies);
+    result.digests.extend(linked_digests);
+    if let Some(first) = skipped.first() {
+        result.detections.push((
+            first.clone(),
+            Detection {
+                artifact: Artifact::LimitReached {
+                    reason: format!(
+                        "{} more hard links to files with detections were not reported (at most {MAX_LINKS_PER_FILE} per file)",
+                        skipped.len()
+                    ),
+                },
+                archive_path: None,
+            },
+        ));
+    }
 }
 
 /// The error a scan past its deadline stops with (inside an `io::Error`).

@@ -762,3 +762,37 @@ fn layout_files_that_are_links_out_or_not_files_are_refused() {
     let run = scan_json(&reference, &["--no-cache"]);
     assert_clean_error(&run, &[&layer[7..], "outside the layout"]);
 }
+
+/// 200,000 hard links to one certificate: a linear lookup, at most 100 links re-reported, and
+/// the rest one scan-incomplete with their count, within 10 s and 256 MiB.
+#[test]
+fn a_crowd_of_hard_links_is_linear_and_capped() {
+    let mut entries = vec![Entry::File("certs/leaf.pem", fixture("certs/leaf.pem"))];
+    for index in 0..200_000 {
+        let name: &'static str = Box::leak(format!("links/{index}.pem").into_boxed_str());
+        entries.push(Entry::Hardlink(name, "certs/leaf.pem"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_layout, reference, _) = one_layer(dir.path(), gz_layer(&entries));
+    let run = bounded_scan(&reference, &["--fail-on", "never", "--no-cache"], 10, 256);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    let certificate = &report["images"][0]["inventory"]["certificates"][0];
+    assert_eq!(
+        certificate["locations"].as_array().unwrap().len(),
+        101,
+        "the file and 100 links"
+    );
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let note = findings
+        .iter()
+        .find(|f| f["rule"] == "scan-incomplete")
+        .expect("a note for the links left out");
+    assert!(
+        note["message"]
+            .as_str()
+            .unwrap()
+            .contains("199900 more hard links"),
+        "{note}"
+    );
+}
