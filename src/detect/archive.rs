@@ -76,10 +76,11 @@ fn read_bounded(
     }
     let cap = options.max_entry_bytes.min(budget.remaining);
     let mut data = Vec::new();
-    reader
-        .take(cap + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| format!("entry does not decompress: {e}"))?;
+    let read = reader.take(cap + 1).read_to_end(&mut data);
+    // Every byte inflated is charged, also for an entry that then fails (a wrong CRC at its
+    // end): two thousand failing 64 MiB entries must not cost more than the budget.
+    budget.remaining = budget.remaining.saturating_sub(data.len() as u64);
+    read.map_err(|e| format!("entry does not decompress: {e}"))?;
     if data.len() as u64 > cap {
         return Err(if cap < options.max_entry_bytes {
             format!(
@@ -101,7 +102,6 @@ fn read_bounded(
             options.max_ratio
         ));
     }
-    budget.remaining -= data.len() as u64;
     Ok(data)
 }
 
@@ -302,3 +302,54 @@ pub const EXAMPLES: super::Examples = super::Examples {
     ],
     negative: &[("negative/no-secrets.jar", &[])],
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    /// Entries that inflate and then fail their CRC are charged to the budget like any other:
+    /// the later ones meet a spent budget instead of being inflated again and again.
+    #[test]
+    fn entries_that_fail_their_checksum_still_spend_the_budget() {
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for index in 0..30 {
+            writer.start_file(format!("e{index}.bin"), options).unwrap();
+            writer.write_all(&vec![0u8; 1024 * 1024]).unwrap();
+        }
+        let mut bytes = writer.finish().unwrap().into_inner();
+        // Every recorded CRC-32 (local headers at +14, central directory at +16) made wrong.
+        let positions: Vec<(usize, usize)> = bytes
+            .windows(4)
+            .enumerate()
+            .filter_map(|(at, w)| match w {
+                b"PK\x03\x04" => Some((at, 14)),
+                b"PK\x01\x02" => Some((at, 16)),
+                _ => None,
+            })
+            .collect();
+        for (at, offset) in positions {
+            bytes[at + offset] ^= 0xff;
+        }
+        let options = Options {
+            max_total_inflated: 8 * 1024 * 1024,
+            ..Options::default()
+        };
+        let found = crate::detect::scan_file("bad.zip", &bytes, &options);
+        let reasons: Vec<String> = found
+            .iter()
+            .filter_map(|d| match &d.artifact {
+                Artifact::LimitReached { reason } => Some(reason.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(reasons.iter().any(|r| r.contains("budget")), "{reasons:?}");
+        let failed = reasons.iter().filter(|r| r.contains("decompress")).count();
+        assert!(
+            failed <= 9,
+            "inflated {failed} failing entries within an 8 MiB budget"
+        );
+    }
+}
