@@ -312,6 +312,19 @@ fn walk(
         check_time(options)?;
         let raw_path = entry.path()?.to_string_lossy().into_owned();
         let path = normalize(&raw_path);
+        if let Some(reason) = too_long(&path) {
+            // No Linux process can open it; and the overlay's ancestor walk is quadratic in
+            // its depth. Reported under a shortened name, and not scanned.
+            let shown: String = path.chars().take(200).collect();
+            result.detections.push((
+                format!("{shown}…"),
+                Detection {
+                    artifact: Artifact::LimitReached { reason },
+                    archive_path: None,
+                },
+            ));
+            continue;
+        }
         *last_path = Some(path.clone());
         let (parent, name) = path.rsplit_once('/').unwrap_or(("", &path));
         if name == ".wh..wh..opq" {
@@ -385,6 +398,28 @@ fn walk(
     }
     link_detections(result, &hardlinks);
     Ok(())
+}
+
+/// Linux's limits on a path (`PATH_MAX`) and on one of its names (`NAME_MAX`).
+const PATH_MAX: usize = 4096;
+const NAME_MAX: usize = 255;
+
+/// Why a path is longer than Linux accepts, if it is.
+fn too_long(path: &str) -> Option<String> {
+    if path.len() > PATH_MAX {
+        return Some(format!(
+            "a path of {} bytes, over Linux's {PATH_MAX}-byte PATH_MAX, was not scanned",
+            path.len()
+        ));
+    }
+    path.split('/')
+        .find(|name| name.len() > NAME_MAX)
+        .map(|name| {
+            format!(
+                "a file name of {} bytes, over Linux's {NAME_MAX}-byte NAME_MAX, was not scanned",
+                name.len()
+            )
+        })
 }
 
 /// The most hard links to one file whose detections are reported again under the link's path.

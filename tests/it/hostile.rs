@@ -796,3 +796,43 @@ fn a_crowd_of_hard_links_is_linear_and_capped() {
         "{note}"
     );
 }
+
+/// A path 100,000 directories deep and a name of 300 bytes: over Linux's PATH_MAX and
+/// NAME_MAX, each reported and skipped (the overlay's ancestor walk was quadratic in depth).
+#[test]
+fn paths_longer_than_linux_allows_are_reported_not_walked() {
+    let deep: &'static str = Box::leak(format!("{}key.pem", "d/".repeat(100_000)).into_boxed_str());
+    let long: &'static str = Box::leak(format!("app/{}.pem", "n".repeat(300)).into_boxed_str());
+    let key = fixture("keys/ec-sec1.pem");
+    let dir = tempfile::tempdir().unwrap();
+    let (_layout, reference, _) = one_layer(
+        dir.path(),
+        gz_layer(&[
+            Entry::File(deep, key.clone()),
+            Entry::File(long, key.clone()),
+            Entry::File("ok.pem", key),
+        ]),
+    );
+    let run = bounded_scan(&reference, &["--fail-on", "never", "--no-cache"], 10, 256);
+    let report = run.json();
+    let messages: Vec<&str> = report["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("PATH_MAX")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("NAME_MAX")),
+        "{messages:?}"
+    );
+    let paths = findings(&report);
+    assert!(
+        paths
+            .iter()
+            .any(|(rule, path, _)| rule == "private-key" && path == "/ok.pem")
+    );
+}
