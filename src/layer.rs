@@ -372,6 +372,23 @@ fn walk(
         if size == 0 {
             continue;
         }
+        if kind.is_gnu_sparse() && size > MAX_SPARSE_SIZE {
+            // The tar reader expands holes into zeros: a few stored bytes can declare a
+            // terabyte. Such an entry is reported, not read.
+            result.detections.push((
+                path.clone(),
+                Detection {
+                    artifact: Artifact::LimitReached {
+                        reason: format!(
+                            "a sparse file of {size} bytes (over {} MiB with its holes) was not scanned",
+                            MAX_SPARSE_SIZE / (1024 * 1024)
+                        ),
+                    },
+                    archive_path: None,
+                },
+            ));
+            continue;
+        }
         result.files += 1;
         result.bytes += size;
         let mut timed = Timed {
@@ -399,6 +416,9 @@ fn walk(
     link_detections(result, &hardlinks);
     Ok(())
 }
+
+/// The largest sparse entry (holes included) that is read.
+const MAX_SPARSE_SIZE: u64 = 64 * 1024 * 1024;
 
 /// Linux's limits on a path (`PATH_MAX`) and on one of its names (`NAME_MAX`).
 const PATH_MAX: usize = 4096;

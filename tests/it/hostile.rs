@@ -836,3 +836,46 @@ fn paths_longer_than_linux_allows_are_reported_not_walked() {
             .any(|(rule, path, _)| rule == "private-key" && path == "/ok.pem")
     );
 }
+
+/// A GNU sparse entry declaring a terabyte of holes (GNU tar writes it from a sparse file) is
+/// reported, not expanded into a terabyte of zeros.
+#[test]
+fn a_sparse_terabyte_is_reported_not_expanded() {
+    require("tar", "tar");
+    let dir = tempfile::tempdir().unwrap();
+    let holes = dir.path().join("holes");
+    fs_err::create_dir_all(&holes).unwrap();
+    fs_err::File::create(holes.join("big.img"))
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let layer = dir.path().join("sparse.tar");
+    let packed = std::process::Command::new("tar")
+        .arg("--sparse")
+        .arg("-C")
+        .arg(&holes)
+        .arg("-cf")
+        .arg(&layer)
+        .arg("big.img")
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    let (_layout, reference, _) = one_layer(
+        &dir.path().join("layout"),
+        Blob {
+            bytes: fs_err::read(&layer).unwrap(),
+            media_type: "application/vnd.oci.image.layer.v1.tar",
+        },
+    );
+    let run = bounded_scan(&reference, &["--fail-on", "never", "--no-cache"], 10, 256);
+    let report = run.json();
+    let finding = &report["images"][0]["findings"][0];
+    assert_eq!(finding["rule"], "scan-incomplete", "{finding}");
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("sparse file of 1099511627776 bytes"),
+        "{finding}"
+    );
+}
