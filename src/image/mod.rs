@@ -21,6 +21,14 @@ use std::path::PathBuf;
 /// The largest image config accepted.
 pub const MAX_CONFIG: u64 = 16 * 1024 * 1024;
 
+/// The most distinct manifests one reference may lead to through its indexes: far above the
+/// few dozen of a real multi-platform image (with attestations), far below what exhausts memory.
+pub const MAX_MANIFESTS: usize = 1_000;
+
+/// The most layers one image may have: overlay filesystems stop at 128 today, and a thousand
+/// leaves room.
+pub const MAX_LAYERS: usize = 1_000;
+
 /// Random access to the blobs of one image source.
 pub trait BlobStore: Send + Sync {
     /// Opens the raw bytes of a blob. The caller verifies the digest.
@@ -170,6 +178,10 @@ pub enum Error {
     Ambiguous { available: String },
     #[error("image indexes nest deeper than 4 levels")]
     TooDeep,
+    #[error("the image index lists more than {MAX_MANIFESTS} distinct manifests")]
+    TooManyManifests,
+    #[error("manifest `{digest}` lists {count} layers, more than {MAX_LAYERS}")]
+    TooManyLayers { digest: String, count: usize },
     #[error("`{reference}` is not an image reference: {reason}")]
     Reference { reference: String, reason: String },
 }
@@ -229,7 +241,8 @@ pub fn resolve(
     selection: &Selection,
 ) -> Result<Vec<Image>, Error> {
     let mut found = Vec::new();
-    collect(store, top, None, 0, &mut found)?;
+    let mut visited = std::collections::HashSet::new();
+    collect(store, top, None, 0, &mut visited, &mut found)?;
     let single_without_platform = found.len() <= 1 && !found.iter().any(|(_, p)| p.is_some());
     if single_without_platform || selection.all_platforms {
         return found
@@ -262,10 +275,18 @@ fn collect(
     descriptor: &Descriptor,
     platform: Option<Platform>,
     depth: u32,
+    visited: &mut std::collections::HashSet<String>,
     found: &mut Vec<(Descriptor, Option<Platform>)>,
 ) -> Result<(), Error> {
     if depth > 4 {
         return Err(Error::TooDeep);
+    }
+    // One entry per distinct manifest: the same one listed 20,000 times is read once.
+    if !visited.insert(descriptor.digest.clone()) {
+        return Ok(());
+    }
+    if visited.len() > MAX_MANIFESTS {
+        return Err(Error::TooManyManifests);
     }
     let bytes = store.manifest(&descriptor.digest)?;
     let document = manifest::parse(&bytes).map_err(|source| Error::Manifest {
@@ -276,7 +297,14 @@ fn collect(
         Document::Manifest(_) => found.push((descriptor.clone(), platform)),
         Document::Index(index) => {
             for child in index.manifests.iter().filter(|d| !is_attestation(d)) {
-                collect(store, child, child.platform.clone(), depth + 1, found)?;
+                collect(
+                    store,
+                    child,
+                    child.platform.clone(),
+                    depth + 1,
+                    visited,
+                    found,
+                )?;
             }
         }
     }
@@ -301,6 +329,12 @@ fn load(
         digest: parsed.config.digest.clone(),
         source,
     })?;
+    if parsed.layers.len() > MAX_LAYERS {
+        return Err(Error::TooManyLayers {
+            digest: descriptor.digest.clone(),
+            count: parsed.layers.len(),
+        });
+    }
     let (foreign, layers): (Vec<_>, Vec<_>) =
         parsed.layers.into_iter().partition(manifest::is_foreign);
     let media_type =

@@ -879,3 +879,51 @@ fn a_sparse_terabyte_is_reported_not_expanded() {
         "{finding}"
     );
 }
+
+/// An index fanning out to more manifests than any real image has is refused by count, and the
+/// same manifest listed 20,000 times is read once.
+#[test]
+fn index_fan_out_is_bounded_and_repeats_are_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&dir.path().join("wide"));
+    let layer = gz_layer(&[Entry::File("k.pem", fixture("keys/ec-sec1.pem"))]);
+    let layer = Blob {
+        bytes: layer.bytes,
+        media_type: layer.media_type,
+    };
+    let manifests: Vec<_> = (0..1_001)
+        .map(|n| {
+            let mut descriptor = layout.image(
+                std::slice::from_ref(&layer),
+                json!({"config": {"Labels": {"n": n.to_string()}}}),
+                ("linux", "amd64"),
+            );
+            descriptor["platform"] = json!({"os": "linux", "architecture": format!("arch{n}")});
+            descriptor
+        })
+        .collect();
+    let index = layout.index_of(&manifests);
+    layout.tag(index, "wide").write();
+    let reference = format!("oci:{}:wide", dir.path().join("wide").display());
+    let measured = ocicert_measured(
+        &["scan", &reference, "--all-platforms", "--format", "json"],
+        &[],
+        Duration::from_secs(60),
+    );
+    measured.assert_bounded(10, 256);
+    assert_clean_error(&measured.run, &["more than 1000 distinct manifests"]);
+
+    let mut layout = Layout::new(&dir.path().join("repeats"));
+    let one = layout.image(std::slice::from_ref(&layer), json!({}), ("linux", "amd64"));
+    let index = layout.index_of(&vec![one; 20_000]);
+    layout.tag(index, "r").write();
+    let reference = format!("oci:{}:r", dir.path().join("repeats").display());
+    let run = bounded_scan(
+        &reference,
+        &["--all-platforms", "--fail-on", "never"],
+        10,
+        256,
+    );
+    let report = run.json();
+    assert_eq!(report["images"].as_array().unwrap().len(), 1, "read once");
+}
