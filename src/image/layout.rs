@@ -270,7 +270,15 @@ fn resolve_inline(
         .platform
         .clone()
         .unwrap_or_else(super::platform::Platform::host);
+    let mut seen = std::collections::HashSet::new();
     for descriptor in manifests {
+        // The same bounds as an index: each distinct manifest once, at most `MAX_MANIFESTS`.
+        if !seen.insert(descriptor.digest.as_str()) {
+            continue;
+        }
+        if seen.len() > super::MAX_MANIFESTS {
+            return Err(Error::TooManyManifests);
+        }
         let platform = descriptor.platform.clone();
         if selection.all_platforms || platform.as_ref().is_some_and(|p| requested.matches(p)) {
             images.extend(super::resolve(
