@@ -243,7 +243,7 @@ pub fn mozilla_bundle_pem() -> String {
 }
 
 /// The DER encoding of a length.
-pub(crate) fn der_length(len: usize) -> Vec<u8> {
+pub fn der_length(len: usize) -> Vec<u8> {
     if len < 0x80 {
         return vec![len as u8];
     }

@@ -660,6 +660,7 @@ fn a_flood_of_pem_blocks_is_capped_per_file_and_reported_with_its_count() {
 /// limit, and the DSA work of one file is bounded however many keys it holds.
 #[test]
 fn huge_and_numerous_dsa_keys_stay_cheap() {
+    use ocicert::truststore::der_length;
     // SEQUENCE { 0, p, q, g, y, x } with a 16,384-bit p and x (OpenSSL's "DSA PRIVATE KEY").
     let big = |first: u8| {
         let mut bytes = vec![first | 0x40; 2048];
@@ -691,20 +692,6 @@ fn huge_and_numerous_dsa_keys_stay_cheap() {
     );
     let run = bounded_scan(&reference, &["--fail-on", "never"], 10, 256);
     assert_eq!(run.code, 0, "{}", run.stderr);
-}
-
-fn der_length(len: usize) -> Vec<u8> {
-    if len < 0x80 {
-        return vec![len as u8];
-    }
-    let bytes: Vec<u8> = len
-        .to_be_bytes()
-        .into_iter()
-        .skip_while(|b| *b == 0)
-        .collect();
-    let mut out = vec![0x80 | bytes.len() as u8];
-    out.extend(bytes);
-    out
 }
 
 fn base64_lines(der: &[u8]) -> String {
