@@ -208,7 +208,7 @@ fn a_runaway_scan_stops_at_its_budget_and_the_queue_moves_on() {
         get_json(&jobs)[0]["state"] == "failed"
     });
     assert!(
-        started.elapsed() < Duration::from_secs(20),
+        started.elapsed() < Duration::from_secs(30),
         "{:?}",
         started.elapsed()
     );
@@ -549,8 +549,9 @@ fn a_replica_killed_mid_scan_hands_its_job_over_within_15_s() {
     let killed = Instant::now();
     a.kill9();
     wait_for(&b.url(&format!("/api/images/{digest}")), 40, &b);
+    // The lease (15 s) plus the scan itself, with room for a loaded CI machine.
     assert!(
-        killed.elapsed() < Duration::from_secs(20),
+        killed.elapsed() < Duration::from_secs(30),
         "taken over after {:?}",
         killed.elapsed()
     );
