@@ -360,25 +360,15 @@ pub fn scan_directory(root: &Path, settings: &Settings) -> Result<ImageReport, E
         .iter()
         .filter_map(|f| Some((f.path.as_str(), f.scanned.digests.as_ref()?)))
         .collect();
-    let owner_of = |path: &str| {
-        index.owner_or_source(path, digests.get(path).copied(), |source| {
-            digests.get(source).copied()
-        })
-    };
     let mut observations = Vec::new();
     for FileResult { path, scanned, .. } in &found {
         if scanned.detections.is_empty() {
             continue;
         }
-        let owner = owner_of(path);
-        let package_directory = owner
-            .is_none()
-            .then(|| {
-                index
-                    .directory_package(path)
-                    .map(packages::Package::describe)
-            })
-            .flatten();
+        let (owner, package_directory) =
+            index.lookup(path, digests.get(path.as_str()).copied(), |source| {
+                digests.get(source).copied()
+            });
         observations.extend(scanned.detections.iter().map(|detection| Observation {
             package_directory: package_directory.clone(),
             artifact: detection.artifact.clone(),

@@ -3,7 +3,7 @@
 //! view of which of them were still there. A file in the final image is judged against the
 //! final databases; a file a later layer deleted, against the databases of its own layer.
 
-use super::{FileDigests, Index, Owner, Package};
+use super::{FileDigests, Index, Owner};
 use crate::layer::LayerScan;
 use crate::overlay::Overlay;
 use std::cell::RefCell;
@@ -25,14 +25,8 @@ impl<'a> Provenance<'a> {
         }
     }
 
-    /// The owner of `path`, written by layer `index`; judged as of the final image when the
-    /// file is still in it.
-    pub fn owner(&self, index: usize, path: &str, in_final_image: bool) -> Option<Owner> {
-        self.lookup(index, path, in_final_image).0
-    }
-
-    /// The owner of `path` as `owner` gives it; when there is none, the package (`name
-    /// version`) whose own directory holds the file.
+    /// The owner of `path`, written by layer `index`, judged as of the final image when the
+    /// file is still in it; when it has none, the package whose own directory holds it.
     pub fn lookup(
         &self,
         index: usize,
@@ -47,13 +41,7 @@ impl<'a> Provenance<'a> {
         let digests = self.digests(index, path);
         let mut indexes = self.indexes.borrow_mut();
         let package_index = indexes.entry(top).or_insert_with(|| self.build(top));
-        let owner =
-            package_index.owner_or_source(path, digests, |source| self.latest_digests(source, top));
-        if owner.is_some() {
-            return (owner, None);
-        }
-        let directory = package_index.directory_package(path).map(Package::describe);
-        (None, directory)
+        package_index.lookup(path, digests, |source| self.latest_digests(source, top))
     }
 
     fn digests(&self, layer: usize, path: &str) -> Option<&'a FileDigests> {
@@ -158,8 +146,8 @@ mod tests {
         let scans = [&base, &top];
         let overlay = Overlay::new(&scans);
         let provenance = Provenance::new(&scans, &overlay);
-        let owner = provenance.owner(0, "/opt/app/key.pem", false);
+        let owner = provenance.lookup(0, "/opt/app/key.pem", false).0;
         assert_eq!(owner.map(|o| o.name), Some("app".to_string()));
-        assert!(provenance.owner(0, "/opt/app/key.pem", true).is_none());
+        assert!(provenance.lookup(0, "/opt/app/key.pem", true).0.is_none());
     }
 }

@@ -303,6 +303,20 @@ impl Index {
         from_source.or(own)
     }
 
+    /// What a finding at `path` says of ownership: its owner (`owner_or_source`), or, when it
+    /// has none, the package (`name version`) whose own directory holds it.
+    pub fn lookup<'d>(
+        &self,
+        path: &str,
+        digests: Option<&FileDigests>,
+        source_digests: impl Fn(&str) -> Option<&'d FileDigests>,
+    ) -> (Option<Owner>, Option<String>) {
+        match self.owner_or_source(path, digests, source_digests) {
+            Some(owner) => (Some(owner), None),
+            None => (None, self.directory_package(path).map(Package::describe)),
+        }
+    }
+
     /// The package whose own directory holds `path` (a directory no other package has files
     /// in), for a file that is in no package's list: `/usr/lib/ssl/misc/x.pem` is in
     /// openssl's directory, `/usr/lib/x.pem` in no single package's.
@@ -322,10 +336,6 @@ impl Index {
 
     pub fn is_empty(&self) -> bool {
         self.packages.is_empty()
-    }
-
-    pub fn packages(&self) -> &[Package] {
-        &self.packages
     }
 
     /// The owner of `path`, judged against the file's digests when known. A path under
