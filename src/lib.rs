@@ -21,6 +21,7 @@ pub mod jks;
 pub mod keys;
 pub mod layer;
 pub mod overlay;
+pub mod p12;
 pub mod packages;
 pub mod pipeline;
 pub mod policy;

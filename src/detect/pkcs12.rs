@@ -65,38 +65,63 @@ pub const EXAMPLES: super::Examples = super::Examples {
     negative: &[("negative/empty.p12", &["unparseable:Keystore"])],
 };
 
-/// Lists the certificates and keys of a PKCS#12 file.
+/// Lists the certificates and keys of a PKCS#12 file, within `p12::WORK_BUDGET` of key
+/// derivation; what the budget leaves out is a `LimitReached`.
 pub fn detect(der: &[u8], options: &Options) -> Vec<Artifact> {
-    let candidates = std::iter::once(("", KeystorePassword::Empty))
-        .chain(
-            super::DEFAULT_KEYSTORE_PASSWORDS
-                .iter()
-                .map(|p| (*p, KeystorePassword::WellKnownDefault)),
-        )
-        .chain(
-            options
-                .keystore_passwords
-                .iter()
-                .map(|p| (p.as_str(), KeystorePassword::Configured)),
-        );
-    for (password, kind) in candidates {
-        match KeyStore::from_pkcs12(der, password, Pkcs12ImportPolicy::Relaxed) {
-            Ok(store) => return contents(&store, kind),
-            Err(p12_keystore::error::Error::MacError(_)) => continue,
-            Err(e) => {
-                return vec![Artifact::Unparseable {
-                    what: "PKCS#12 keystore".into(),
-                    reason: e.to_string(),
-                    kind: UnparseableKind::Keystore,
-                }];
-            }
+    let mut candidates = vec![("", KeystorePassword::Empty)];
+    candidates.extend(
+        super::DEFAULT_KEYSTORE_PASSWORDS
+            .iter()
+            .map(|p| (*p, KeystorePassword::WellKnownDefault)),
+    );
+    candidates.extend(
+        options
+            .keystore_passwords
+            .iter()
+            .map(|p| (p.as_str(), KeystorePassword::Configured)),
+    );
+    let passwords: Vec<&str> = candidates.iter().map(|(p, _)| *p).collect();
+    let unparseable = |reason: String| Artifact::Unparseable {
+        what: "PKCS#12 keystore".into(),
+        reason,
+        kind: UnparseableKind::Keystore,
+    };
+    let opened = match crate::p12::open(der, &passwords) {
+        crate::p12::Outcome::Opened(opened) => opened,
+        crate::p12::Outcome::UnknownPassword { limit } => {
+            let mut out = vec![Artifact::Keystore {
+                kind: KeystoreKind::Pkcs12,
+                password: KeystorePassword::Unknown,
+                entries: 0,
+            }];
+            out.extend(limit.map(|reason| Artifact::LimitReached { reason }));
+            return out;
         }
+        crate::p12::Outcome::Malformed(reason) => return vec![unparseable(reason)],
+    };
+    let (password, kind) = candidates[opened.password];
+    let mut out = match KeyStore::from_pkcs12(&opened.store, password, Pkcs12ImportPolicy::Relaxed)
+    {
+        Ok(store) => contents(&store, kind),
+        Err(e) => return vec![unparseable(e.to_string())],
+    };
+    if opened.secret_bags > 0 {
+        out.push(Artifact::LimitReached {
+            reason: format!(
+                "{} PKCS#12 secret bags were not opened (ocicert reads keys and certificates only)",
+                opened.secret_bags
+            ),
+        });
     }
-    vec![Artifact::Keystore {
-        kind: KeystoreKind::Pkcs12,
-        password: KeystorePassword::Unknown,
-        entries: 0,
-    }]
+    out.extend(
+        opened
+            .skipped
+            .into_iter()
+            .map(|item| Artifact::LimitReached {
+                reason: format!("PKCS#12 {item}"),
+            }),
+    );
+    out
 }
 
 fn contents(store: &KeyStore, password: KeystorePassword) -> Vec<Artifact> {

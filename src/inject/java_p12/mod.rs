@@ -66,16 +66,7 @@ pub(super) fn add(
     let (safe_der, safes) = authenticated_safe(&pfx)?;
     let protection = protection(&safes)?;
 
-    let archive = match p12_keystore::Pkcs12Archive::from_pkcs12(store, password) {
-        Ok(archive) => archive,
-        Err(p12_keystore::error::Error::MacError(_)) => return Err(Error::WrongPassword),
-        Err(e) if pfx.mac_data.is_none() && matches!(protection, Protection::Encrypted(_)) => {
-            return Err(unsupported(format!(
-                "its certificates could not be decrypted ({e}); is --java-store-password right?"
-            )));
-        }
-        Err(e) => return Err(unsupported(e.to_string())),
-    };
+    let archive = archive(store, password)?;
     let new: Vec<&Trusted<'_>> = certs
         .iter()
         .filter(|c| {
@@ -157,15 +148,32 @@ pub(super) fn plain_certificates(store: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
 /// Every certificate in the store, decrypting with `password` (the MAC, where there is one, is
 /// checked too).
 pub(super) fn all_certificates(store: &[u8], password: &str) -> Result<Vec<Vec<u8>>, Error> {
-    match p12_keystore::Pkcs12Archive::from_pkcs12(store, password) {
-        Ok(archive) => Ok(archive
-            .certs
-            .iter()
-            .map(|bag| bag.cert.as_der().to_vec())
-            .collect()),
-        Err(p12_keystore::error::Error::MacError(_)) => Err(Error::WrongPassword),
-        Err(e) => Err(unsupported(e.to_string())),
+    Ok(archive(store, password)?
+        .certs
+        .iter()
+        .map(|bag| bag.cert.as_der().to_vec())
+        .collect())
+}
+
+/// The store decoded with `password`, within `p12::WORK_BUDGET` of key derivation: a store whose
+/// MAC or certificates would cost more is refused rather than edited without knowing what it holds.
+fn archive(store: &[u8], password: &str) -> Result<p12_keystore::Pkcs12Archive, Error> {
+    let opened = match crate::p12::open(store, &[password]) {
+        crate::p12::Outcome::Opened(opened) => opened,
+        crate::p12::Outcome::UnknownPassword { limit: None } => return Err(Error::WrongPassword),
+        crate::p12::Outcome::UnknownPassword { limit: Some(limit) } => {
+            return Err(unsupported(limit));
+        }
+        crate::p12::Outcome::Malformed(reason) => return Err(unsupported(reason)),
+    };
+    if let Some(first) = opened.skipped.first() {
+        return Err(unsupported(format!(
+            "{} of its items were not read ({first})",
+            opened.skipped.len()
+        )));
     }
+    p12_keystore::Pkcs12Archive::from_pkcs12(&opened.store, password)
+        .map_err(|e| unsupported(e.to_string()))
 }
 
 /// The authenticated safe's DER (the content the MAC covers) and its ContentInfos.

@@ -15,11 +15,6 @@ use pkcs12::{DigestInfo, MacData, kdf};
 use sha2::Digest as _;
 
 const PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
-const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
-const SHA224: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.4");
-const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-const SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
-const SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
 
 /// `len` bytes derived from `data`: salts and IVs are fixed by what they protect, so the same
 /// injection gives the same layer (and an IV never repeats for different contents).
@@ -154,41 +149,12 @@ fn pkcs12_pbe(
     Ok((any(&params)?, ciphertext))
 }
 
-macro_rules! pkcs12_hmac {
-    ($digest:ty, $password:expr, $salt:expr, $iterations:expr, $data:expr) => {{
-        use hmac13::{KeyInit as _, Mac as _};
-        let size = <$digest as hmac13::digest::OutputSizeUser>::output_size();
-        let key = kdf::derive_key_utf8::<$digest>(
-            $password,
-            $salt,
-            kdf::Pkcs12KeyType::Mac,
-            $iterations,
-            size,
-        )
-        .map_err(asn1("MAC key"))?;
-        let mut mac = hmac13::Hmac::<$digest>::new_from_slice(&key)
-            .map_err(|_| unsupported("MAC key length".into()))?;
-        mac.update($data);
-        mac.finalize().into_bytes().to_vec()
-    }};
-}
-
 /// The store's MAC over the new contents: same digest, iteration count and salt length.
 pub(super) fn mac(old: &MacData, password: &str, data: &[u8]) -> Result<MacData, Error> {
     let salt = derived("pkcs12 mac salt", data, old.mac_salt.as_bytes().len());
     let iterations = old.iterations;
-    let digest = match old.mac.algorithm.oid {
-        SHA1 => pkcs12_hmac!(sha1_11::Sha1, password, &salt, iterations, data),
-        SHA224 => pkcs12_hmac!(sha2_11::Sha224, password, &salt, iterations, data),
-        SHA256 => pkcs12_hmac!(sha2_11::Sha256, password, &salt, iterations, data),
-        SHA384 => pkcs12_hmac!(sha2_11::Sha384, password, &salt, iterations, data),
-        SHA512 => pkcs12_hmac!(sha2_11::Sha512, password, &salt, iterations, data),
-        other => {
-            return Err(unsupported(format!(
-                "the store's MAC uses digest {other}, which ocicert cannot write"
-            )));
-        }
-    };
+    let digest = crate::p12::mac_digest(old.mac.algorithm.oid, password, &salt, iterations, data)
+        .map_err(unsupported)?;
     Ok(MacData {
         mac: DigestInfo {
             algorithm: old.mac.algorithm.clone(),
