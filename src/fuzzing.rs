@@ -47,7 +47,12 @@ pub fn pem(data: &[u8]) {
     }
     let step = 1 + usize::from(data.first().copied().unwrap_or(0)) * 7;
     let mut streamed = 0usize;
-    let read = detect::pem::blocks_in_stream(Trickle { data, step }, usize::MAX, |_| streamed += 1);
+    // Both stop parsing at the per-file cap.
+    let read = detect::pem::blocks_in_stream(
+        Trickle { data, step },
+        detect::MAX_DETECTIONS_PER_FILE,
+        |_| streamed += 1,
+    );
     assert!(read.is_ok(), "reading from memory cannot fail: {read:?}");
     assert_eq!(whole.len(), streamed, "stream and buffer scans disagree");
 }

@@ -103,7 +103,7 @@ pub fn detect(der: &[u8], options: &Options) -> Vec<Artifact> {
     let mut out = match KeyStore::from_pkcs12(&opened.store, password, Pkcs12ImportPolicy::Relaxed)
     {
         Ok(store) => contents(&store, kind),
-        Err(e) => return vec![unparseable(e.to_string())],
+        Err(e) => vec![unparseable(e.to_string())],
     };
     if opened.secret_bags > 0 {
         out.push(Artifact::LimitReached {

@@ -96,3 +96,37 @@ fn regressions_and_every_fixture_cut_or_flipped_go_through_every_target_without_
     assert!(inputs > 300, "only {inputs} inputs");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Each bomb class of issue 32 has an input in `fixtures/fuzz-regressions/` (written by
+/// `fuzz/bombs.py`), and its target gets through it within 10 s: the budgets hold on the very
+/// code libFuzzer runs, not only through the CLI.
+#[test]
+fn every_bomb_class_has_a_regression_and_each_ends_within_ten_seconds() {
+    let classes = [
+        "pkcs12/scrypt-secret-bags.p12",
+        "pkcs12/pbkdf2-key-bags.p12",
+        "pkcs12/wrong-mac-million.p12",
+        "der/dsa-16384.der",
+        "pem/dsa-16384-forty.pem",
+        "pem/broken-block-flood.pem",
+        "layer/hard-link-crowd.tar",
+        "layer/sparse-terabyte.tar",
+        "layer/path-over-path-max.tar",
+        "layer/long-name-64mib.tar.gz",
+        "archive/crc-failures.zip",
+        "manifest/index-repeats.json",
+    ];
+    let all = regressions();
+    for class in classes {
+        let (target, path) = all
+            .iter()
+            .find(|(_, _, path)| path.ends_with(class))
+            .map(|(_, target, path)| (*target, path))
+            .unwrap_or_else(|| panic!("no regression input {class}: run fuzz/bombs.py"));
+        let data = fs_err::read(path).unwrap();
+        let start = std::time::Instant::now();
+        assert!(run(target, &data).is_none(), "{class} panicked");
+        let took = start.elapsed();
+        assert!(took.as_secs() < 10, "{class} took {took:?}");
+    }
+}

@@ -8,6 +8,7 @@ mod dockerfile;
 mod fuzz_regressions;
 mod help;
 mod hostile;
+mod hostile_keystores;
 mod hostile_registry;
 mod hostile_serve;
 mod hygiene;
