@@ -158,9 +158,55 @@ pub fn realm_may_get_credentials(realm: &reqwest::Url, registry_host: &str) -> b
     }
 }
 
+/// `host:port` of `url`, the port always written (its scheme's default when the URL has none).
+pub fn authority(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}
+
+/// Whether `url` is on one of `hosts` (`host` or `host:port`): the same host *and* port, a host
+/// written without a port standing for the URL scheme's default port.
+pub fn on_hosts(url: &reqwest::Url, hosts: &[String]) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let port = url.port_or_known_default();
+    hosts.iter().any(|entry| {
+        reqwest::Url::parse(&format!("{}://{entry}/", url.scheme())).is_ok_and(|listed| {
+            listed
+                .host_str()
+                .is_some_and(|h| h.eq_ignore_ascii_case(host))
+                && listed.port_or_known_default() == port
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_on_the_list_means_the_same_port_too() {
+        let on = |url: &str, hosts: &[&str]| {
+            let hosts: Vec<String> = hosts.iter().map(|h| (*h).to_string()).collect();
+            on_hosts(&reqwest::Url::parse(url).unwrap(), &hosts)
+        };
+        assert!(on("http://127.0.0.1:5000/v2/", &["127.0.0.1:5000"]));
+        assert!(!on("http://127.0.0.1:5001/token", &["127.0.0.1:5000"]));
+        assert!(on("https://ghcr.io/v2/", &["GHCR.io"]));
+        assert!(on("https://ghcr.io:443/v2/", &["ghcr.io"]));
+        assert!(!on("https://ghcr.io:8443/v2/", &["ghcr.io"]));
+        assert!(!on("https://evil.example/ghcr.io", &["ghcr.io"]));
+        assert!(!on("https://ghcr.io.evil.example/", &["ghcr.io"]));
+        assert!(on("http://[::1]:5000/", &["[::1]:5000"]));
+        assert_eq!(
+            authority(&reqwest::Url::parse("https://ghcr.io/v2/").unwrap()),
+            "ghcr.io:443"
+        );
+    }
 
     #[test]
     fn credentials_go_to_https_realms_and_to_the_registry_host_only() {

@@ -72,6 +72,10 @@ pub struct Options {
     pub read_timeout: Duration,
     /// Retries after the first attempt for 429, 5xx and connection failures.
     pub retries: u32,
+    /// When set, the only hosts (`host` or `host:port`) this client may send a request to:
+    /// redirect targets and token realms elsewhere are refused before any connection (the
+    /// service's allowlist). `None`: the CLI's rules (any redirect, any HTTPS realm).
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl Default for Options {
@@ -83,6 +87,7 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(60),
             retries: 4,
+            allowed_hosts: None,
         }
     }
 }

@@ -76,6 +76,15 @@ impl Client {
                 "the token realm is not HTTPS (use --insecure only for test registries)".into(),
             ));
         }
+        if let Some(allowed) = &self.options.allowed_hosts
+            && !auth::on_hosts(&url, allowed)
+        {
+            return Err(error(format!(
+                "the token realm's host `{}` is outside the allowlist (the registry's own host and \
+                 its `redirect_hosts`), so it was not contacted",
+                auth::authority(&url)
+            )));
+        }
         if self.credentials.is_some() && !auth::realm_may_get_credentials(&url, &self.host) {
             return Err(error(format!(
                 "the realm is plain HTTP on `{}`, another host than the registry; credentials go \

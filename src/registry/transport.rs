@@ -5,6 +5,27 @@
 use super::excerpt::error_message;
 use super::*;
 
+/// At most 5 redirects, each to one of `allowed` when given.
+fn redirects(allowed: Option<Vec<String>>) -> reqwest::redirect::Policy {
+    let Some(allowed) = allowed else {
+        return reqwest::redirect::Policy::limited(5);
+    };
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= 5 {
+            attempt.error("more than 5 redirects")
+        } else if auth::on_hosts(attempt.url(), &allowed) {
+            attempt.follow()
+        } else {
+            let refused = format!(
+                "a redirect to `{}` was not followed: that host is outside the allowlist (the \
+                 registry's own host and its `redirect_hosts`)",
+                auth::authority(attempt.url())
+            );
+            attempt.error(refused)
+        }
+    })
+}
+
 impl Client {
     /// Builds a client for one registry host.
     pub fn new(host: &str, options: Options) -> Result<Self, Error> {
@@ -12,7 +33,7 @@ impl Client {
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
             .user_agent(concat!("ocicert/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(5));
+            .redirect(redirects(options.allowed_hosts.clone()));
         let mut roots = Vec::new();
         for path in &options.ca_files {
             let pem = fs_err::read(path).map_err(|e| Error::CaFile {

@@ -78,15 +78,39 @@ pub struct AllowedRegistry {
     /// Credentials from the environment; `None` means the usual lookup (auth.json, Docker's
     /// config.json and credential helpers).
     pub credentials: Option<Credentials>,
+    /// Other hosts (`host` or `host:port`) the registry may send the service to: blob storage
+    /// that downloads redirect to, a token service on another host or port.
+    pub redirect_hosts: Vec<String>,
 }
 
+/// Where Docker Hub itself sends clients: its API host, its token service and its blob CDN.
+const DOCKER_HUB_HOSTS: &[&str] = &[
+    "index.docker.io",
+    "registry-1.docker.io",
+    "auth.docker.io",
+    "production.cloudflare.docker.com",
+];
+
+/// Where GitHub's registry redirects blob downloads.
+const GHCR_HOSTS: &[&str] = &["pkg-containers.githubusercontent.com"];
+
 impl AllowedRegistry {
-    /// Client options for this registry.
+    /// Client options for this registry: every request it makes, redirects and token realms
+    /// included, goes to the registry's own host (same port) or to its `redirect_hosts`.
     pub fn options(&self) -> registry::Options {
+        let mut allowed = vec![self.host.clone()];
+        let implied = match self.host.as_str() {
+            "docker.io" => DOCKER_HUB_HOSTS,
+            "ghcr.io" => GHCR_HOSTS,
+            _ => &[],
+        };
+        allowed.extend(implied.iter().map(|h| (*h).to_string()));
+        allowed.extend(self.redirect_hosts.iter().cloned());
         registry::Options {
             insecure: self.insecure,
             ca_files: self.ca_files.clone(),
             credentials: self.credentials.clone(),
+            allowed_hosts: Some(allowed),
             ..registry::Options::default()
         }
     }
@@ -117,6 +141,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How long one scan may take: past it the scan stops, and the job fails for good.
     pub job_timeout: Duration,
+    /// What a client connection may cost: see `listen::Limits`.
+    pub connections: super::listen::Limits,
     /// Base URL of this service, for links in notifications.
     pub public_url: Option<String>,
     /// A policy file applied to every report (as `ocicert scan --policy`).
@@ -187,6 +213,9 @@ struct RawConfig {
     retry_backoff_seconds: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
     job_timeout_seconds: Option<u64>,
+    header_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
+    max_connections: Option<usize>,
     public_url: Option<String>,
     policy: Option<PathBuf>,
     #[serde(default)]
@@ -233,6 +262,8 @@ struct RawRegistry {
     ca_files: Vec<PathBuf>,
     username_env: Option<String>,
     password_env: Option<String>,
+    #[serde(default)]
+    redirect_hosts: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -456,6 +487,7 @@ pub fn parse(
             insecure: entry.insecure,
             ca_files: entry.ca_files.into_iter().map(relative).collect(),
             credentials,
+            redirect_hosts: entry.redirect_hosts,
         });
     }
     if registries.is_empty() {
@@ -485,6 +517,11 @@ pub fn parse(
         retry_backoff: Duration::from_secs(raw.retry_backoff_seconds.unwrap_or(30)),
         shutdown_grace: Duration::from_secs(raw.shutdown_grace_seconds.unwrap_or(20)),
         job_timeout: Duration::from_secs(raw.job_timeout_seconds.unwrap_or(600).max(1)),
+        connections: super::listen::Limits {
+            header_timeout: Duration::from_secs(raw.header_timeout_seconds.unwrap_or(10).max(1)),
+            idle_timeout: Duration::from_secs(raw.idle_timeout_seconds.unwrap_or(60).max(1)),
+            max_connections: raw.max_connections.unwrap_or(1024).max(1),
+        },
         public_url: raw.public_url.map(|u| u.trim_end_matches('/').to_string()),
         policy: raw.policy.map(relative),
         hooks,

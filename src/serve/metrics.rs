@@ -82,6 +82,8 @@ pub struct Metrics {
     scan_buckets: [AtomicU64; BUCKETS.len()],
     scan_count: AtomicU64,
     scan_micros: AtomicU64,
+    /// Client connections closed at once because `max_connections` were open.
+    refused_connections: AtomicU64,
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
@@ -104,6 +106,11 @@ impl Metrics {
         if let Ok(mut map) = self.outside.lock() {
             *map.entry(source).or_default() += images as u64;
         }
+    }
+
+    /// Counts a client connection closed at the connection limit.
+    pub fn refused_connection(&self) {
+        self.refused_connections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a job attempt of `kind`.
@@ -159,6 +166,14 @@ impl Metrics {
                 );
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP ocicert_http_connections_refused_total Client connections closed at once \
+             because `max_connections` were open.\n\
+             # TYPE ocicert_http_connections_refused_total counter\n\
+             ocicert_http_connections_refused_total {}",
+            self.refused_connections.load(Ordering::Relaxed)
+        );
         out.push_str(
             "# HELP ocicert_job_attempts_total Job attempts of this process by kind and outcome.\n\
              # TYPE ocicert_job_attempts_total counter\n",

@@ -21,6 +21,7 @@ use api::{api_certificates, api_findings, api_image, api_images, api_jobs, ready
 use delivery::{SOURCES, deliver, header_text};
 pub mod config;
 pub mod hooks;
+pub mod listen;
 pub mod metrics;
 pub mod web;
 pub mod worker;
@@ -84,8 +85,6 @@ pub struct App {
 pub enum Error {
     #[error("cannot set up the HTTP client for notifications")]
     Http(#[source] reqwest::Error),
-    #[error("the HTTP server failed")]
-    Serve(#[source] std::io::Error),
 }
 
 impl App {
@@ -235,20 +234,25 @@ pub async fn run(state: Arc<App>, listener: tokio::net::TcpListener) -> Result<(
     let workers: Vec<_> = (0..state.config.workers)
         .map(|_| tokio::spawn(worker::run(state.clone(), stopping.clone())))
         .collect();
-    let mut server_stopping = stopping.clone();
-    let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
-        let _ = server_stopping.wait_for(|stop| *stop).await;
-    });
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("stopping: no new requests; running scans get the grace period");
         let _ = stop.send(true);
     });
-    let served = server.await;
+    let metrics = state.clone();
+    listen::serve(
+        listener,
+        app(state.clone()),
+        state.config.connections,
+        stopping,
+        state.config.shutdown_grace,
+        move || metrics.metrics.refused_connection(),
+    )
+    .await;
     for worker in workers {
         let _ = worker.await;
     }
-    served.map_err(Error::Serve)
+    Ok(())
 }
 
 async fn shutdown_signal() {

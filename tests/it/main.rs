@@ -21,6 +21,7 @@ mod report;
 mod rootfs;
 mod scan;
 mod serve;
+mod serve_connections;
 mod signing;
 mod sources;
 mod store_contract;
