@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// Writes a one-layer image with a private key where `HostileRegistry` serves it from; returns
 /// the layer digest.
-fn served_image(dir: &Path) -> String {
+pub(crate) fn served_image(dir: &Path) -> String {
     let layout_dir = dir.join("layout");
     let layout = Layout::new(&layout_dir);
     let layer = gz_layer(&[Entry::File("etc/app.key", fixture("keys/ec-sec1.pem"))]);

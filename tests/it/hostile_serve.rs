@@ -12,7 +12,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "test-webhook-secret";
+pub(crate) const SECRET: &str = "test-webhook-secret";
 const GITHUB_SECRET: &str = "gh-secret";
 const HUB_SECRET: &str = "hub-secret";
 const MAX_BODY: usize = 1024 * 1024;
@@ -42,7 +42,7 @@ fn config(
 }
 
 /// A distribution notification envelope: one manifest push per (host, repository, digest).
-fn envelope(pushes: &[(&str, &str, &str)]) -> Vec<u8> {
+pub(crate) fn envelope(pushes: &[(&str, &str, &str)]) -> Vec<u8> {
     let events: Vec<Value> = pushes
         .iter()
         .map(|(host, repository, digest)| {
@@ -188,7 +188,7 @@ impl Connection {
     }
 }
 
-fn jobs(service: &Service) -> Vec<Value> {
+pub(crate) fn jobs(service: &Service) -> Vec<Value> {
     get_json(&service.url("/api/jobs"))
         .as_array()
         .unwrap()

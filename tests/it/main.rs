@@ -22,6 +22,7 @@ mod rootfs;
 mod scan;
 mod serve;
 mod serve_connections;
+mod serve_egress;
 mod signing;
 mod sources;
 mod store_contract;

@@ -22,9 +22,10 @@ plays every part (`/v2/<mode>/app/...`):
   htmlok        the manifest answers 200 with an HTML page (a captive portal)
   realmother    every request wants a Bearer token from http://localhost:THIRD_PORT/token
   realmsame     every request wants a Bearer token from http://127.0.0.1:THIRD_PORT/token
+  redirectblob  every blob request is redirected (307) to http://127.0.0.1:THIRD_PORT/blob/DIGEST
 
 THIRD_PORT is a token service on another origin: it logs the Authorization it receives and
-hands out the token `tok-hostile`. Every request to either server is logged as one line:
+hands out the token `tok-hostile`; under /blob/ it serves the blobs (blob storage). Every request to either server is logged as one line:
 `<server> <mode> <method> <path> authorization=<absent|basic user=NAME|bearer|other>`.
 Passwords are never written to the log.
 """
@@ -100,6 +101,8 @@ class Registry(BaseHTTPRequestHandler):
                                   ("Content-Type", "application/json")])
         if "manifests" in parts:
             return self.manifest(mode)
+        if "blobs" in parts and mode == "redirectblob":
+            return self.send(307, b"", [("Location", f"http://127.0.0.1:{third_port}/blob/{parts[-1]}")])
         if "blobs" in parts:
             return self.blob(mode, parts[-1])
         self.send(404, b'{"errors":[{"code":"NAME_UNKNOWN"}]}')
@@ -202,6 +205,14 @@ class Third(BaseHTTPRequestHandler):
     def do_GET(self):
         log(f"third - {self.command} {self.path} "
             f"authorization={describe(self.headers.get('Authorization'))}")
+        if self.path.startswith("/blob/"):
+            data = read("blobs", self.path[len("/blob/"):])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         body = b'{"token":"%s","expires_in":300}' % TOKEN.encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
