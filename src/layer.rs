@@ -179,7 +179,7 @@ pub fn extract(
 ) -> Result<std::collections::HashMap<String, Vec<u8>>, Error> {
     let mut found = std::collections::HashMap::new();
     with_tar(raw, layer, expected_size, |decoder, last_path| {
-        let mut archive = tar::Archive::new(decoder);
+        let mut archive = tar::Archive::new(crate::tar_guard::Guard::new(decoder));
         for entry in archive.entries()? {
             let mut entry = entry?;
             let path = normalize(&entry.path()?.to_string_lossy());
@@ -304,13 +304,31 @@ fn walk(
     result: &mut LayerScan,
     last_path: &mut Option<String>,
 ) -> std::io::Result<()> {
-    let mut archive = tar::Archive::new(decoder);
+    let mut archive = tar::Archive::new(crate::tar_guard::Guard::new(decoder));
     let mut buffer = Vec::new();
     let mut hardlinks: Vec<(String, String)> = Vec::new();
+    // After an oversized long name or PAX header, the entry it belongs to, whose real name is
+    // unknown, is skipped.
+    let mut skip_next = false;
     for entry in archive.entries()? {
         let mut entry = entry?;
         check_time(options)?;
+        if std::mem::take(&mut skip_next) {
+            continue;
+        }
         let raw_path = entry.path()?.to_string_lossy().into_owned();
+        if let Some((place, reason)) = crate::tar_guard::oversized(&raw_path) {
+            // Streamed past, never held (the tar crate would read it whole).
+            skip_next = true;
+            result.detections.push((
+                place.to_string(),
+                Detection {
+                    artifact: Artifact::LimitReached { reason },
+                    archive_path: None,
+                },
+            ));
+            continue;
+        }
         let path = normalize(&raw_path);
         if let Some(reason) = too_long(&path) {
             // No Linux process can open it; and the overlay's ancestor walk is quadratic in

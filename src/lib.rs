@@ -34,6 +34,7 @@ pub mod scan;
 pub mod serve;
 pub mod sign;
 pub mod store;
+pub mod tar_guard;
 #[cfg(test)]
 mod test_fixtures;
 pub mod truststore;

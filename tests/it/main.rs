@@ -11,6 +11,7 @@ mod hostile;
 mod hostile_keystores;
 mod hostile_registry;
 mod hostile_serve;
+mod hostile_tar;
 mod hygiene;
 mod inject;
 mod inject_java;
