@@ -102,6 +102,16 @@ pub enum Error {
     BadDigest { layer: String },
     #[error("layer `{layer}` was not scanned within the time budget{}", at(path))]
     OutOfTime { layer: String, path: Option<String> },
+    #[error(
+        "layer `{layer}` was not scanned within the memory budget ({} MiB of process memory){}",
+        limit >> 20,
+        at(path)
+    )]
+    OutOfMemory {
+        layer: String,
+        path: Option<String>,
+        limit: u64,
+    },
 }
 
 fn at(path: &Option<String>) -> String {
@@ -165,6 +175,23 @@ pub fn scan(
         ) if source.get_ref().is_some_and(|e| e.is::<OutOfTime>()) => {
             Err(Error::OutOfTime { layer, path })
         }
+        Err(
+            Error::Tar {
+                layer,
+                path,
+                source,
+            }
+            | Error::Decompress {
+                layer,
+                path,
+                source,
+                ..
+            },
+        ) if source.get_ref().is_some_and(|e| e.is::<OutOfMemory>()) => Err(Error::OutOfMemory {
+            layer,
+            path,
+            limit: options.memory_limit.unwrap_or_default(),
+        }),
         other => other.map(|()| result),
     }
 }
@@ -521,13 +548,27 @@ fn link_detections(result: &mut LayerScan, hardlinks: &[(String, String)]) {
 #[error("the time budget ran out")]
 struct OutOfTime;
 
+/// The error a scan past its memory budget stops with (inside an `io::Error`).
+#[derive(Debug, thiserror::Error)]
+#[error("the memory budget ran out")]
+struct OutOfMemory;
+
+/// Stops the scan past its deadline or its memory budget.
 fn check_time(options: &Options) -> std::io::Result<()> {
-    match options.deadline {
-        Some(deadline) if std::time::Instant::now() > deadline => {
-            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, OutOfTime))
-        }
-        _ => Ok(()),
+    if let Some(deadline) = options.deadline
+        && std::time::Instant::now() > deadline
+    {
+        return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, OutOfTime));
     }
+    if let Some(limit) = options.memory_limit
+        && crate::memory::resident_bytes().is_some_and(|bytes| bytes > limit)
+    {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::OutOfMemory,
+            OutOfMemory,
+        ));
+    }
+    Ok(())
 }
 
 /// A file's reader that stops when the scan's deadline passes, so that no one entry (a sparse

@@ -20,6 +20,7 @@ pub mod inject;
 pub mod jks;
 pub mod keys;
 pub mod layer;
+pub mod memory;
 pub mod overlay;
 pub mod p12;
 pub mod packages;

@@ -30,6 +30,8 @@ pub struct Request<'a> {
     pub cache: Option<Cache>,
     /// When the scan must give up (`detect::Options::deadline`).
     pub deadline: Option<std::time::Instant>,
+    /// The process memory past which it must give up (`detect::Options::memory_limit`).
+    pub memory_limit: Option<u64>,
 }
 
 impl<'a> Request<'a> {
@@ -44,6 +46,7 @@ impl<'a> Request<'a> {
             threads: 0,
             cache: None,
             deadline: None,
+            memory_limit: None,
         }
     }
 
@@ -62,6 +65,7 @@ impl<'a> Request<'a> {
                 keystore_passwords,
                 max_archive_depth: self.max_archive_depth,
                 deadline: self.deadline,
+                memory_limit: self.memory_limit,
                 ..Options::default()
             },
             context: Context {

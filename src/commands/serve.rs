@@ -38,6 +38,7 @@ pub fn run(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Resul
         .map(Duration::from_millis);
     let handle = runtime.handle().clone();
     let budget = config.job_timeout;
+    let memory = config.job_memory;
     let scanner: serve::Scanner = Arc::new(move |job, allowed| {
         let deadline = std::time::Instant::now() + budget;
         let scanned = scan_job(
@@ -47,7 +48,7 @@ pub fn run(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Resul
             policy.as_ref(),
             delay,
             &handle,
-            deadline,
+            (deadline, memory),
         );
         scanned.map_err(|error| {
             let text = format!("{error:#}");
@@ -57,6 +58,11 @@ pub fn run(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Resul
                 ScanError::OutOfBudget(format!(
                     "stopped after the {} s job budget (`job_timeout_seconds`): {text}",
                     budget.as_secs()
+                ))
+            } else if out_of_memory(&error) {
+                ScanError::OutOfBudget(format!(
+                    "stopped at the {} MiB memory budget (`job_memory_mib`): {text}",
+                    memory >> 20
                 ))
             } else {
                 ScanError::Failed(text)
@@ -93,7 +99,7 @@ fn scan_job(
     policy: Option<&crate::policy::Policy>,
     delay: Option<Duration>,
     handle: &tokio::runtime::Handle,
-    deadline: std::time::Instant,
+    (deadline, memory_limit): (std::time::Instant, u64),
 ) -> anyhow::Result<Report> {
     let reference = format!("{}/{}@{}", job.registry, job.repository, job.digest);
     let target = Target::parse(&reference)
@@ -111,6 +117,7 @@ fn scan_job(
     let request = pipeline::Request {
         cache: Some(cache.clone()),
         deadline: Some(deadline),
+        memory_limit: Some(memory_limit),
         ..pipeline::Request::new(now, policy)
     };
     let scanned =
@@ -133,6 +140,20 @@ fn out_of_time(error: &anyhow::Error) -> bool {
         ) || matches!(
             cause.downcast_ref::<crate::layer::Error>(),
             Some(OutOfTime { .. })
+        )
+    })
+}
+
+/// Whether the scan stopped at its memory budget.
+fn out_of_memory(error: &anyhow::Error) -> bool {
+    use crate::layer::Error::OutOfMemory;
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<crate::scan::Error>(),
+            Some(crate::scan::Error::Layer(OutOfMemory { .. }))
+        ) || matches!(
+            cause.downcast_ref::<crate::layer::Error>(),
+            Some(OutOfMemory { .. })
         )
     })
 }

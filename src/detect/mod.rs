@@ -131,6 +131,9 @@ pub struct Options {
     /// When the scan must stop (a service job's time budget): layers not finished by then
     /// fail with `layer::Error::OutOfTime`. Not part of the cache key: it changes no result.
     pub deadline: Option<std::time::Instant>,
+    /// The process's resident memory (bytes) past which the scan stops (a service job's memory
+    /// budget): layers fail with `layer::Error::OutOfMemory`. Not part of the cache key either.
+    pub memory_limit: Option<u64>,
 }
 
 impl Default for Options {
@@ -142,6 +145,7 @@ impl Default for Options {
             max_total_inflated: 512 * 1024 * 1024,
             max_ratio: 200,
             deadline: None,
+            memory_limit: None,
         }
     }
 }

@@ -141,6 +141,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How long one scan may take: past it the scan stops, and the job fails for good.
     pub job_timeout: Duration,
+    /// The process's resident memory past which a running scan stops, and its job fails for
+    /// good (`job_memory_mib`).
+    pub job_memory: u64,
     /// What a client connection may cost: see `listen::Limits`.
     pub connections: super::listen::Limits,
     /// Base URL of this service, for links in notifications.
@@ -213,6 +216,7 @@ struct RawConfig {
     retry_backoff_seconds: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
     job_timeout_seconds: Option<u64>,
+    job_memory_mib: Option<u64>,
     header_timeout_seconds: Option<u64>,
     idle_timeout_seconds: Option<u64>,
     max_connections: Option<usize>,
@@ -517,6 +521,7 @@ pub fn parse(
         retry_backoff: Duration::from_secs(raw.retry_backoff_seconds.unwrap_or(30)),
         shutdown_grace: Duration::from_secs(raw.shutdown_grace_seconds.unwrap_or(20)),
         job_timeout: Duration::from_secs(raw.job_timeout_seconds.unwrap_or(600).max(1)),
+        job_memory: raw.job_memory_mib.unwrap_or(2048).clamp(1, 1 << 30) << 20,
         connections: super::listen::Limits {
             header_timeout: Duration::from_secs(raw.header_timeout_seconds.unwrap_or(10).max(1)),
             idle_timeout: Duration::from_secs(raw.idle_timeout_seconds.unwrap_or(60).max(1)),

@@ -225,6 +225,31 @@ fn a_runaway_scan_stops_at_its_budget_and_the_queue_moves_on() {
     wait_for(&service.url(&format!("/api/images/{digest}")), 60, &service);
 }
 
+/// A scan past the job's memory budget (here 1 MiB, less than any process has) stops at its
+/// first read and fails for good, naming the budget.
+#[test]
+fn a_scan_over_its_memory_budget_fails_for_good_and_names_it() {
+    let port = free_port();
+    let registry = notifying(port);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &registry, None, "job_memory_mib = 1");
+    let service = Service::start(&config, &dir.path().join("data"), port, &[], &[]);
+    registry.push(&image(&dir.path().join("a"), "a"), "team/app:v1");
+    let digest = digest_of(&registry, "team/app:v1");
+    let jobs = service.url(&format!("/api/jobs?digest={digest}"));
+    wait_until("the job to fail", 30, || {
+        get_json(&jobs)[0]["state"] == "failed"
+    });
+    let job = &get_json(&jobs)[0];
+    assert_eq!(job["attempts"], 1, "not retried: {job}");
+    assert!(
+        job["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("1 MiB memory budget (`job_memory_mib`)")),
+        "{job}"
+    );
+}
+
 #[test]
 fn pushes_are_scanned_and_served() {
     let port = free_port();
