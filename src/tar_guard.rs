@@ -201,6 +201,27 @@ impl<R: Read> Read for Guard<R> {
     }
 }
 
+/// Only what the tar crate's `entries_with_seek` does: skipping forward over the rest of a
+/// member's data, which keeps the guard's place.
+impl<R: Read + std::io::Seek> std::io::Seek for Guard<R> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        match pos {
+            std::io::SeekFrom::Current(n)
+                if self.served == self.filled
+                    && self.pax.is_none()
+                    && u64::try_from(n).is_ok_and(|n| n <= self.data_left) =>
+            {
+                self.data_left -= n.unsigned_abs();
+                self.inner.seek(pos)
+            }
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "a tar stream is only skipped forward over member data",
+            )),
+        }
+    }
+}
+
 fn padded(size: u64) -> u64 {
     size.div_ceil(BLOCK as u64).saturating_mul(BLOCK as u64)
 }

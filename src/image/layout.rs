@@ -84,7 +84,9 @@ impl TarStore {
             reason,
         };
         let file = fs_err::File::open(path).map_err(io)?;
-        let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+        // Through the guard: a member's long name is never held whole.
+        let mut archive =
+            tar::Archive::new(crate::tar_guard::Guard::new(std::io::BufReader::new(file)));
         let mut entries = HashMap::new();
         for entry in archive
             .entries_with_seek()
@@ -98,6 +100,9 @@ impl TarStore {
                 continue;
             }
             let name = entry.path().map_err(|e| invalid(e.to_string()))?;
+            if let Some((_, reason)) = crate::tar_guard::oversized(&name.to_string_lossy()) {
+                return Err(invalid(reason));
+            }
             let name = name.to_string_lossy().trim_start_matches("./").to_string();
             entries.insert(name, (entry.raw_file_position(), entry.size()));
         }

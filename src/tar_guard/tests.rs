@@ -169,3 +169,38 @@ fn gnu_tar_sparse_files_with_extension_blocks_pass_unchanged() {
     assert_eq!(seen[0].1, b'S');
     assert_eq!(seen[1].0, "after.txt");
 }
+
+#[test]
+fn skipping_with_seeks_keeps_the_guards_place() {
+    let bytes = fixture("fuzz-regressions/layer/path-over-path-max.tar");
+    let direct: Vec<(String, u64, u64)> = tar::Archive::new(std::io::Cursor::new(&bytes))
+        .entries_with_seek()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().display().to_string(),
+                e.raw_file_position(),
+                e.size(),
+            )
+        })
+        .collect();
+    let guarded: Vec<(String, u64, u64)> =
+        tar::Archive::new(Guard::new(std::io::Cursor::new(&bytes)))
+            .entries_with_seek()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.raw_file_position(),
+                    e.size(),
+                )
+            })
+            .collect();
+    // The 40,000-byte name is over the bound: renamed, and the rest keeps its offsets.
+    assert_eq!(guarded.len(), 2);
+    assert!(guarded[0].0.starts_with(OVERSIZED_PREFIX));
+    assert_eq!(guarded[1].1, direct[0].1);
+    assert_eq!(guarded[1].2, direct[0].2);
+}

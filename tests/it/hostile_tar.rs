@@ -89,3 +89,45 @@ fn a_gnu_long_name_of_256_mib_is_streamed_past_and_reported() {
         .collect();
     assert_eq!(keys, ["/etc/next.pem"], "{findings:?}");
 }
+
+/// A local tarball whose member has a 512 MiB long name (a hole on disk, so the test is cheap)
+/// is refused by name within the bounds, its long name never read into memory.
+#[test]
+fn a_tarball_member_with_a_512_mib_long_name_is_refused_without_reading_it() {
+    use std::io::{Seek, SeekFrom};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("image.tar");
+    let mut file = fs_err::File::create(&path).unwrap();
+    let size: u64 = 512 << 20;
+    let mut header = tar::Header::new_gnu();
+    header.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    header.set_mode(0o644);
+    header.set_size(size);
+    header.set_entry_type(tar::EntryType::GNULongName);
+    header.set_cksum();
+    file.write_all(header.as_bytes()).unwrap();
+    file.seek(SeekFrom::Current(i64::try_from(size).unwrap()))
+        .unwrap();
+    let mut member = tar::Header::new_gnu();
+    member.set_path("index.json").unwrap();
+    member.set_mode(0o644);
+    member.set_size(2);
+    member.set_cksum();
+    file.write_all(member.as_bytes()).unwrap();
+    file.write_all(b"{}").unwrap();
+    file.write_all(&[0; 510 + 1024]).unwrap();
+    drop(file);
+    let reference = format!("oci-archive:{}", path.display());
+    let measured = ocicert_measured(&["scan", &reference], &[], Duration::from_secs(30));
+    measured.assert_bounded(10, 256);
+    assert_eq!(measured.run.code, 2, "{}", measured.run.stderr);
+    assert!(
+        measured.run.stderr.contains("image.tar")
+            && measured
+                .run
+                .stderr
+                .contains("a GNU long name of 536870912 bytes"),
+        "{}",
+        measured.run.stderr
+    );
+}
