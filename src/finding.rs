@@ -135,6 +135,7 @@ macro_rules! rules {
 rules! {
     CaPrivateKey = "ca-private-key", Critical, "The private key of a CA certificate ships in the image";
     IdentityKeyPair = "identity-key-pair", Critical, "A private key ships together with its certificate: a usable identity";
+    KnownPublicKey = "known-public-key", Critical, "A private key that a public package publishes is used outside that package: anyone can impersonate what uses it";
     PrivateKey = "private-key", High, "An unencrypted private key ships in the image";
     BuildGeneratedKey = "build-generated-key", High, "A package's install script generated a key at build time: every container from the image shares it";
     PackageKey = "package-key", Low, "A private key ships unchanged in a package from a public distribution or registry: public material, not a secret of this image";

@@ -54,6 +54,17 @@ const ROWS: &[(Rule, &[(&str, Content)])] = {
             )],
         ),
         (
+            // The first file's owner is a verified Debian package (set below); the copy has none.
+            Rule::KnownPublicKey,
+            &[
+                (
+                    "/usr/lib/x86_64-linux-gnu/libgnutls.so.30",
+                    Fixture("keys/rsa-pkcs8.pem"),
+                ),
+                ("/app/tls.key", Fixture("keys/rsa-pkcs8.pem")),
+            ],
+        ),
+        (
             Rule::PrivateKeyEncrypted,
             &[("/root/key.pem", Fixture("keys/encrypted-pkcs8.pem"))],
         ),
@@ -139,7 +150,7 @@ const ROWS: &[(Rule, &[(&str, Content)])] = {
 
 fn observations(rule: Rule, files: &[(&str, Content)]) -> Vec<Observation> {
     let mut out = Vec::new();
-    for (path, content) in files {
+    for (index, (path, content)) in files.iter().enumerate() {
         let bytes = match content {
             Content::Fixture(name) => fixture(name),
             Content::Bytes(bytes) => bytes.to_vec(),
@@ -155,7 +166,8 @@ fn observations(rule: Rule, files: &[(&str, Content)]) -> Vec<Observation> {
                 reason: "archive larger than 32 MiB was not opened".into(),
             });
         }
-        let owner = (rule == Rule::PackageKey).then(|| Owner {
+        let owned = rule == Rule::PackageKey || (rule == Rule::KnownPublicKey && index == 0);
+        let owner = owned.then(|| Owner {
             ecosystem: Ecosystem::Dpkg,
             name: "libgnutls30".into(),
             version: "3.7.9-2+deb12u3".into(),

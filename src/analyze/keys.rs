@@ -25,6 +25,7 @@ fn describe_key(info: &KeyInfo) -> String {
 }
 
 /// What a key's owner says about it.
+#[derive(Clone)]
 pub(super) enum Ownership {
     /// Unchanged in a public package: every copy of the package holds it.
     Public(Owner),
@@ -76,15 +77,57 @@ impl Ownership {
     }
 }
 
+/// Where a key is published: a verified file of a public package that holds it.
+#[derive(Clone, Debug)]
+pub(super) struct Published {
+    pub owner: Owner,
+    pub path: String,
+}
+
+/// The rule and message for a key that a public package publishes, found where that package
+/// did not put it (no owner, another package, a changed file, the image configuration).
+fn published_elsewhere(
+    key: &str,
+    published: &Published,
+    certificate: Option<&(String, String, bool)>,
+    note: &str,
+) -> String {
+    let owner = &published.owner;
+    let pair = certificate
+        .map(|(_, subject, _)| {
+            format!("; its certificate `{subject}` is in the image too, a ready-made identity")
+        })
+        .unwrap_or_default();
+    format!(
+        "{key}private key is published in {} package {} {} ({}): anyone can impersonate whatever \
+         uses it{pair}{note}",
+        owner.ecosystem.as_str(),
+        owner.name,
+        owner.version,
+        published.path
+    )
+}
+
 pub(super) fn key_findings(
     info: &KeyInfo,
     keystore: Option<KeystoreKind>,
     certificate: Option<&(String, String, bool)>,
     location: &Location,
-    ownership: &Ownership,
+    (ownership, published): (&Ownership, Option<&Published>),
     out: &mut Vec<Finding>,
 ) {
     let key = describe_key(info);
+    if let (Ownership::Note(why), Some(published)) = (ownership, published) {
+        let note = format!("{why}{}", history_note(location));
+        let message = published_elsewhere(&key, published, certificate, &note);
+        out.push(finding(
+            Rule::KnownPublicKey,
+            message,
+            location,
+            &info.fingerprint,
+        ));
+        return;
+    }
     match ownership {
         Ownership::Public(owner) => {
             let message = format!(

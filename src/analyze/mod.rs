@@ -14,7 +14,7 @@ mod certificates;
 mod keys;
 
 use certificates::{RemovedAnchors, certificate_findings, is_anchor, status};
-use keys::{Ownership, key_findings};
+use keys::{Ownership, Published, key_findings};
 use std::collections::{BTreeMap, HashMap};
 
 /// A detection with its place in the image.
@@ -174,7 +174,43 @@ pub fn analyze(observations: Vec<Observation>, context: &Context) -> (Vec<Findin
     }
     removed.findings(&mut findings);
 
-    for observation in observations {
+    // What each key's owner says, and the keys that public packages publish (their verified,
+    // unchanged files): the image's own "known public keys".
+    let ownerships: Vec<Option<Ownership>> = observations
+        .iter()
+        .map(|observation| {
+            matches!(observation.artifact, Artifact::Key { .. }).then(|| {
+                Ownership::of(
+                    &observation.location,
+                    observation.package_directory.as_deref(),
+                    context,
+                )
+            })
+        })
+        .collect();
+    let mut published: HashMap<String, Published> = HashMap::new();
+    for (observation, ownership) in observations.iter().zip(&ownerships) {
+        if let (Artifact::Key { info, .. }, Some(Ownership::Public(owner))) =
+            (&observation.artifact, ownership)
+        {
+            // Named by its first path in sort order, whatever order the layers came in.
+            let path = observation.location.display_path();
+            let entry = published
+                .entry(info.fingerprint.clone())
+                .or_insert_with(|| Published {
+                    owner: owner.clone(),
+                    path: path.clone(),
+                });
+            if path < entry.path {
+                *entry = Published {
+                    owner: owner.clone(),
+                    path,
+                };
+            }
+        }
+    }
+
+    for (observation, ownership) in observations.into_iter().zip(ownerships) {
         let location = &observation.location;
         match observation.artifact {
             Artifact::Certificate { .. } => {}
@@ -192,14 +228,15 @@ pub fn analyze(observations: Vec<Observation>, context: &Context) -> (Vec<Findin
                         cert.info.is_ca,
                     )
                 });
-                let ownership =
-                    Ownership::of(location, observation.package_directory.as_deref(), context);
+                let ownership = ownership.unwrap_or_else(|| {
+                    Ownership::of(location, observation.package_directory.as_deref(), context)
+                });
                 key_findings(
                     &info,
                     keystore,
                     certificate.as_ref(),
                     location,
-                    &ownership,
+                    (&ownership, published.get(&info.fingerprint)),
                     &mut findings,
                 );
                 let entry = keys

@@ -204,3 +204,45 @@ reason = "GnuTLS self-test keys"
         "{error}"
     );
 }
+
+#[test]
+fn only_a_path_allows_a_known_public_key() {
+    let policy = parse(
+        "ocicert.toml",
+        &format!(
+            r#"
+[[allow]]
+fingerprint = "{FINGERPRINT}"
+reason = "tornado's test key"
+
+[[allow]]
+rule = "known-public-key"
+fingerprint = "{FINGERPRINT}"
+reason = "still by fingerprint"
+
+[[allow]]
+path = "/srv/demo/**"
+reason = "the demo server uses the published key on purpose"
+"#
+        ),
+    )
+    .unwrap();
+    let finding = |rule, path: &str| {
+        Finding::new(
+            rule,
+            String::new(),
+            crate::finding::Location {
+                path: Some(path.into()),
+                in_final_image: true,
+                ..crate::finding::Location::default()
+            },
+            FINGERPRINT.to_string(),
+        )
+    };
+    let copy = finding(Rule::KnownPublicKey, "/app/config/tls.key");
+    assert!(!policy.allow[0].matches(&copy));
+    assert!(!policy.allow[1].matches(&copy));
+    assert!(!policy.allow[2].matches(&copy));
+    assert!(policy.allow[0].matches(&finding(Rule::PackageKey, "/app/config/tls.key")));
+    assert!(policy.allow[2].matches(&finding(Rule::KnownPublicKey, "/srv/demo/tls.key")));
+}

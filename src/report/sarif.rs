@@ -201,6 +201,7 @@ fn tags(rule: Rule) -> Vec<&'static str> {
     let kind = match rule {
         Rule::CaPrivateKey
         | Rule::IdentityKeyPair
+        | Rule::KnownPublicKey
         | Rule::PrivateKey
         | Rule::BuildGeneratedKey
         | Rule::PackageKey

@@ -384,7 +384,8 @@ fn ssh_host_keys_are_build_generated_and_packaged_test_keys_are_low() {
 }
 
 /// A venv with a wheel pip installed from PyPI (Twisted, which ships test keys) and a wheel
-/// built here and installed from its file (pip records that in direct_url.json).
+/// built here and installed from its file (pip records that in direct_url.json); on top, a
+/// copy of Twisted's test key in /app and in the configuration's environment.
 #[test]
 fn pip_installed_wheels_are_owned_and_only_the_index_ones_are_public() {
     require("python3", "python3");
@@ -463,13 +464,33 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
         .unwrap();
     assert!(packed.success());
 
+    // Twisted's test key and certificate, copied to get TLS going: to /app and into the
+    // configuration's environment.
+    let site = fs_err::read_dir(venv.join("lib"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("site-packages");
+    let published = fs_err::read(site.join("twisted/test/server.pem")).unwrap();
+    let copy = gz_layer(&[Entry::File("app/config/tls.key", published.clone())]);
+    let env = format!("TLS_KEY={}", String::from_utf8(published).unwrap());
+
     let rootfs = debian_rootfs_tar(&STOCK);
-    let blobs = [&rootfs, &layer].map(|path| Blob {
-        bytes: fs_err::read(path).unwrap(),
-        media_type: "application/vnd.oci.image.layer.v1.tar",
-    });
+    let mut blobs: Vec<Blob> = [&rootfs, &layer]
+        .map(|path| Blob {
+            bytes: fs_err::read(path).unwrap(),
+            media_type: "application/vnd.oci.image.layer.v1.tar",
+        })
+        .into();
+    blobs.push(copy);
     let mut layout = Layout::new(&dir.path().join("layout"));
-    let descriptor = layout.image(&blobs, json!({}), ("linux", "amd64"));
+    let descriptor = layout.image(
+        &blobs,
+        json!({"config": {"Env": [env]}}),
+        ("linux", "amd64"),
+    );
     layout.tag(descriptor, "venv").write();
     let reference = format!("oci:{}:venv", dir.path().join("layout").display());
     let run = scan_json(&reference, &[]);
@@ -499,6 +520,70 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
             "{finding}"
         );
     }
+    // The copies of the published key are critical, wherever they are.
+    let known: Vec<&Value> = findings
+        .iter()
+        .filter(|f| f["rule"] == "known-public-key")
+        .collect();
+    let places: Vec<String> = known
+        .iter()
+        .map(|f| {
+            f["location"]["path"]
+                .as_str()
+                .or(f["location"]["config_field"].as_str())
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        places.contains(&"/app/config/tls.key".to_string()),
+        "{places:?}"
+    );
+    assert!(
+        places.iter().any(|p| p.starts_with("config.Env")),
+        "{places:?}"
+    );
+    for finding in &known {
+        assert_eq!(finding["severity"], "critical", "{finding}");
+        let message = finding["message"].as_str().unwrap();
+        assert!(
+            message.contains("is published in pypi package twisted 24.11.0")
+                && message.contains("/site-packages/twisted/test/")
+                && message.contains("anyone can impersonate whatever uses it"),
+            "{message}"
+        );
+    }
+    // A fingerprint exception written for the fixture silences the package's copy, not these.
+    let fingerprint = known[0]["fingerprint"].as_str().unwrap();
+    let policy = dir.path().join("ocicert.toml");
+    fs_err::write(
+        &policy,
+        format!("[[allow]]\nfingerprint = \"{fingerprint}\"\nreason = \"Twisted's test key\"\n"),
+    )
+    .unwrap();
+    let gated = scan_json(
+        &reference,
+        &[
+            "--policy",
+            policy.to_str().unwrap(),
+            "--fail-on",
+            "critical",
+        ],
+    );
+    assert_eq!(gated.code, 1, "{}", gated.stderr);
+    let gated = gated.json();
+    for finding in gated["images"][0]["findings"].as_array().unwrap() {
+        if finding["fingerprint"] != fingerprint {
+            continue;
+        }
+        let suppressed = finding.get("suppressed").is_some_and(|s| !s.is_null());
+        assert_eq!(
+            suppressed,
+            finding["rule"] != "known-public-key",
+            "{finding}"
+        );
+    }
+
     assert_eq!(agent.len(), 1, "{agent:?}");
     assert_eq!(agent[0]["rule"], "private-key");
     assert_eq!(agent[0]["severity"], "high");
