@@ -138,6 +138,7 @@ rules! {
     KnownPublicKey = "known-public-key", Critical, "A private key that a public package publishes is used outside that package: anyone can impersonate what uses it";
     PrivateKey = "private-key", High, "An unencrypted private key ships in the image";
     BuildGeneratedKey = "build-generated-key", High, "A package's install script generated a key at build time: every container from the image shares it";
+    PackageDefaultKey = "package-default-key", Medium, "A public package installs a private key where a server may load it by default: make sure no service uses it";
     PackageKey = "package-key", Low, "A private key ships unchanged in a package from a public distribution or registry: public material, not a secret of this image";
     PrivateKeyEncrypted = "private-key-encrypted", Medium, "A passphrase-protected private key ships in the image";
     KeystorePrivateKey = "keystore-private-key", High, "A keystore (PKCS#12, JKS, JCEKS) holds a private key";

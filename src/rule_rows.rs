@@ -54,6 +54,14 @@ const ROWS: &[(Rule, &[(&str, Content)])] = {
             )],
         ),
         (
+            // Owned by a verified Debian package (set below), outside tests and code.
+            Rule::PackageDefaultKey,
+            &[(
+                "/usr/share/jetty9/etc/server.key",
+                Fixture("keys/rsa-pkcs8.pem"),
+            )],
+        ),
+        (
             // The first file's owner is a verified Debian package (set below); the copy has none.
             Rule::KnownPublicKey,
             &[
@@ -166,7 +174,8 @@ fn observations(rule: Rule, files: &[(&str, Content)]) -> Vec<Observation> {
                 reason: "archive larger than 32 MiB was not opened".into(),
             });
         }
-        let owned = rule == Rule::PackageKey || (rule == Rule::KnownPublicKey && index == 0);
+        let owned = matches!(rule, Rule::PackageKey | Rule::PackageDefaultKey)
+            || (rule == Rule::KnownPublicKey && index == 0);
         let owner = owned.then(|| Owner {
             ecosystem: Ecosystem::Dpkg,
             name: "libgnutls30".into(),

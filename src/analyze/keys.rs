@@ -77,6 +77,43 @@ impl Ownership {
     }
 }
 
+/// Path components that make a package's file test or reference material.
+const TEST_DIRECTORIES: &[&str] = &[
+    "test", "tests", "testdata", "testing", "fixtures", "fixture", "examples", "example",
+    "samples", "sample", "doc", "docs",
+];
+
+/// File name endings of code and libraries, which embed a key rather than serve it.
+const CODE_SUFFIXES: &[&str] = &[
+    ".so", ".a", ".dll", ".dylib", ".node", ".wasm", ".exe", ".jar", ".class", ".py", ".pyc",
+    ".pyo", ".js", ".mjs", ".cjs", ".ts", ".rb", ".go", ".java", ".c", ".h", ".rs", ".pl", ".pm",
+    ".php", ".lua",
+];
+
+/// Whether a package's key at `location` is test or reference material (under a test or
+/// documentation directory, in a test's own file) or embedded in code (a library, a program, a
+/// source file, an archive): `package-key`. Anything else is a key file the package installs as
+/// such, which a server may load by default: `package-default-key`.
+pub(super) fn is_test_or_code(location: &Location) -> bool {
+    if location.archive_path.is_some() {
+        return true;
+    }
+    let path = location.path.as_deref().unwrap_or_default();
+    let (directories, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let lower = name.to_ascii_lowercase();
+    directories.split('/').any(|component| {
+        let component = component.to_ascii_lowercase();
+        TEST_DIRECTORIES.contains(&component.as_str())
+            || matches!(
+                component.as_str(),
+                "bin" | "sbin" | "libexec" | "__pycache__"
+            )
+    }) || lower.starts_with("test_")
+        || lower.contains("_test.")
+        || lower.contains(".so.")
+        || CODE_SUFFIXES.iter().any(|suffix| lower.ends_with(suffix))
+}
+
 /// Where a key is published: a verified file of a public package that holds it.
 #[derive(Clone, Debug)]
 pub(super) struct Published {
@@ -130,19 +167,30 @@ pub(super) fn key_findings(
     }
     match ownership {
         Ownership::Public(owner) => {
-            let message = format!(
-                "{key}private key ships unchanged in {} package {} {}: public test material, not a secret of this image{}",
+            let package = format!(
+                "{} package {} {}",
                 owner.ecosystem.as_str(),
                 owner.name,
-                owner.version,
-                history_note(location)
+                owner.version
             );
-            out.push(finding(
-                Rule::PackageKey,
-                message,
-                location,
-                &info.fingerprint,
-            ));
+            let (rule, message) = if is_test_or_code(location) {
+                (
+                    Rule::PackageKey,
+                    format!(
+                        "{key}private key ships unchanged in {package}: public test material, not a secret of this image{}",
+                        history_note(location)
+                    ),
+                )
+            } else {
+                (
+                    Rule::PackageDefaultKey,
+                    format!(
+                        "{key}private key ships unchanged in {package} where a server may load it by default: it is public, so make sure no service uses it{}",
+                        history_note(location)
+                    ),
+                )
+            };
+            out.push(finding(rule, message, location, &info.fingerprint));
             return;
         }
         Ownership::Generated(generated) => {
@@ -202,4 +250,41 @@ pub(super) fn key_findings(
         ),
     };
     out.push(finding(rule, message, location, &info.fingerprint));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_in_tests_documentation_and_code_are_test_material_others_are_defaults() {
+        let at = |path: &str, archive: Option<&str>| Location {
+            path: Some(path.into()),
+            archive_path: archive.map(str::to_string),
+            ..Location::default()
+        };
+        for path in [
+            "/usr/lib/x86_64-linux-gnu/libgnutls.so.30.34.3",
+            "/usr/lib/python3/dist-packages/twisted/test/server.pem",
+            "/usr/lib/python3/dist-packages/twisted/conch/test/__pycache__/keydata.cpython-311.pyc",
+            "/usr/share/doc/openssl/demos/server.key",
+            "/usr/lib/go-1.19/src/crypto/tls/testdata/example-key.pem",
+            "/usr/lib/node_modules/x/lib/tls.js",
+            "/usr/bin/some-daemon",
+            "/opt/venv/lib/python3.11/site-packages/pkg/test_ssl.py",
+        ] {
+            assert!(is_test_or_code(&at(path, None)), "{path}");
+        }
+        assert!(is_test_or_code(&at(
+            "/usr/share/java/x.jar",
+            Some("keys/server.key")
+        )));
+        for path in [
+            "/usr/share/jetty9/modules/ssl/keystore",
+            "/usr/share/nodejs/rai/cert/server.key",
+            "/etc/someserver/ssl/default.pem",
+        ] {
+            assert!(!is_test_or_code(&at(path, None)), "{path}");
+        }
+    }
 }

@@ -122,8 +122,11 @@ mod tests {
             compiled_source("/a/__pycache__/m.cpython-311.opt-1.pyc").as_deref(),
             Some("/a/m.py")
         );
-        assert_eq!(compiled_source("/a/m.pyc"), None);
+        // Python 2, and `compileall -b`: the byte code beside its source.
+        assert_eq!(compiled_source("/a/m.pyc").as_deref(), Some("/a/m.py"));
+        assert_eq!(compiled_source("/a/m.pyo").as_deref(), Some("/a/m.py"));
         assert_eq!(compiled_source("/a/__pycache__/m.pyc"), None);
+        assert_eq!(compiled_source("/a/.pyc"), None);
     }
 
     #[test]

@@ -444,9 +444,18 @@ fn same(want: &str, have: &str) -> Integrity {
 }
 
 /// The source of CPython byte code: `d/__pycache__/m.cpython-311.pyc` (or `.opt-1.pyc`) is
-/// compiled from `d/m.py`.
+/// compiled from `d/m.py`, and so is Python 2's (or `compileall -b`'s) `d/m.pyc` beside it.
+/// Byte code written at install is in no package's file list (Debian's `.list` files and most
+/// wheels' RECORD leave it out), so it takes its source's owner.
 pub fn compiled_source(path: &str) -> Option<String> {
-    let (directory, file) = path.rsplit_once("/__pycache__/")?;
+    let Some((directory, file)) = path.rsplit_once("/__pycache__/") else {
+        let (directory, file) = path.rsplit_once('/')?;
+        let module = file
+            .strip_suffix(".pyc")
+            .or_else(|| file.strip_suffix(".pyo"))
+            .filter(|m| !m.is_empty())?;
+        return Some(format!("{directory}/{module}.py"));
+    };
     let stem = file.strip_suffix(".pyc")?;
     let module = stem.split('.').next().filter(|m| !m.is_empty())?;
     (stem.len() > module.len()).then(|| format!("{directory}/{module}.py"))

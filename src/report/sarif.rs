@@ -204,6 +204,7 @@ fn tags(rule: Rule) -> Vec<&'static str> {
         | Rule::KnownPublicKey
         | Rule::PrivateKey
         | Rule::BuildGeneratedKey
+        | Rule::PackageDefaultKey
         | Rule::PackageKey
         | Rule::PrivateKeyEncrypted
         | Rule::KeystorePrivateKey

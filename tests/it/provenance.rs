@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 const STOCK: [&str; 4] = ["ca-certificates", "curl", "openssl", "python3-certifi"];
 
 /// The rules a private key can raise.
-const KEY_RULES: [&str; 7] = [
+const KEY_RULES: [&str; 9] = [
     "ca-private-key",
     "identity-key-pair",
     "private-key",
@@ -17,6 +17,8 @@ const KEY_RULES: [&str; 7] = [
     "keystore-private-key",
     "build-generated-key",
     "package-key",
+    "package-default-key",
+    "known-public-key",
 ];
 
 /// An OCI layout with the debootstrap rootfs as its base layer and `extra` layers on top.
@@ -236,7 +238,8 @@ fn keys_planted_on_top_of_packages_are_not_the_packages() {
         "comes from ACME Platform <platform@acme.example>, not a public distribution",
     );
 
-    // A team that runs its own archive says so, and then its packages' keys are public too.
+    // A team that runs its own archive says so, and then its packages' keys are public too: a
+    // key file outside tests and code is a default its service may load.
     let policy = dir.path().join("ocicert.toml");
     fs_err::write(&policy, "public_origins = [\"acme.example\"]\n").unwrap();
     let run = scan_json(&reference, &["--policy", policy.to_str().unwrap()]);
@@ -247,7 +250,7 @@ fn keys_planted_on_top_of_packages_are_not_the_packages() {
         .iter()
         .find(|f| f["location"]["path"] == "/opt/acme/agent.key")
         .unwrap();
-    assert_eq!(agent["rule"], "package-key", "{agent}");
+    assert_eq!(agent["rule"], "package-default-key", "{agent}");
 }
 
 /// A layer as `dpkg -i` of a locally built package leaves it: the package's file, and dpkg's
@@ -379,6 +382,42 @@ fn ssh_host_keys_are_build_generated_and_packaged_test_keys_are_low() {
         assert_eq!(
             owner_of(&finding["location"]).map(|o| o.1),
             Some("python3-twisted".to_string())
+        );
+    }
+}
+
+/// Debian's jetty9 installs a demo keystore that its `ssl` module loads: a working default that
+/// every installation shares, not test material.
+#[test]
+fn jettys_demo_keystore_is_a_package_default_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = debian_image(&["jetty9"], &[], dir.path());
+    let run = scan_json(&reference, &["--fail-on", "never"]);
+    let report = run.json();
+    let keystore: Vec<&Value> = report["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["location"]["path"] == "/usr/share/jetty9/modules/ssl/keystore"
+                && f["rule"].as_str().is_some_and(|r| KEY_RULES.contains(&r))
+        })
+        .collect();
+    assert_eq!(keystore.len(), 2, "its two demo keys: {keystore:?}");
+    for finding in keystore {
+        assert_eq!(finding["rule"], "package-default-key", "{finding}");
+        assert_eq!(finding["severity"], "medium", "{finding}");
+        assert_eq!(
+            owner_of(&finding["location"]),
+            Some(("dpkg".into(), "jetty9".into(), "verified".into())),
+            "{finding}"
+        );
+        assert!(
+            finding["message"]
+                .as_str()
+                .unwrap()
+                .contains("make sure no service uses it"),
+            "{finding}"
         );
     }
 }
