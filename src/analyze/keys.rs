@@ -114,34 +114,56 @@ pub(super) fn is_test_or_code(location: &Location) -> bool {
         || CODE_SUFFIXES.iter().any(|suffix| lower.ends_with(suffix))
 }
 
-/// Where a key is published: a verified file of a public package that holds it.
+/// Where a key is published: a verified file of a public package in the image, or the curated
+/// list (`packages::known`).
 #[derive(Clone, Debug)]
 pub(super) struct Published {
-    pub owner: Owner,
+    /// `pypi package tornado 6.4.2`
+    pub package: String,
     pub path: String,
 }
 
-/// The rule and message for a key that a public package publishes, found where that package
-/// did not put it (no owner, another package, a changed file, the image configuration).
+impl Published {
+    pub(super) fn in_image(owner: &Owner, path: String) -> Self {
+        Self {
+            package: format!(
+                "{} package {} {}",
+                owner.ecosystem.as_str(),
+                owner.name,
+                owner.version
+            ),
+            path,
+        }
+    }
+
+    pub(super) fn listed(fingerprint: &str) -> Option<Self> {
+        let known = packages::known::lookup(fingerprint)?;
+        Some(Self {
+            package: format!(
+                "{} package {} {}",
+                known.ecosystem, known.name, known.version
+            ),
+            path: known.path.to_string(),
+        })
+    }
+}
+
+/// The message for a key that a public package publishes, found where that package did not
+/// put it (no owner, another package, a changed file, the image configuration).
 fn published_elsewhere(
     key: &str,
     published: &Published,
     certificate: Option<&(String, String, bool)>,
     note: &str,
 ) -> String {
-    let owner = &published.owner;
     let pair = certificate
         .map(|(_, subject, _)| {
             format!("; its certificate `{subject}` is in the image too, a ready-made identity")
         })
         .unwrap_or_default();
     format!(
-        "{key}private key is published in {} package {} {} ({}): anyone can impersonate whatever \
-         uses it{pair}{note}",
-        owner.ecosystem.as_str(),
-        owner.name,
-        owner.version,
-        published.path
+        "{key}private key is published in {} ({}): anyone can impersonate whatever uses it{pair}{note}",
+        published.package, published.path
     )
 }
 

@@ -195,17 +195,12 @@ pub fn analyze(observations: Vec<Observation>, context: &Context) -> (Vec<Findin
         {
             // Named by its first path in sort order, whatever order the layers came in.
             let path = observation.location.display_path();
-            let entry = published
-                .entry(info.fingerprint.clone())
-                .or_insert_with(|| Published {
-                    owner: owner.clone(),
-                    path: path.clone(),
-                });
-            if path < entry.path {
-                *entry = Published {
-                    owner: owner.clone(),
-                    path,
-                };
+            match published.get_mut(&info.fingerprint) {
+                Some(entry) if entry.path <= path => {}
+                Some(entry) => *entry = Published::in_image(owner, path),
+                None => {
+                    published.insert(info.fingerprint.clone(), Published::in_image(owner, path));
+                }
             }
         }
     }
@@ -236,7 +231,14 @@ pub fn analyze(observations: Vec<Observation>, context: &Context) -> (Vec<Findin
                     keystore,
                     certificate.as_ref(),
                     location,
-                    (&ownership, published.get(&info.fingerprint)),
+                    (
+                        &ownership,
+                        published
+                            .get(&info.fingerprint)
+                            .cloned()
+                            .or_else(|| Published::listed(&info.fingerprint))
+                            .as_ref(),
+                    ),
                     &mut findings,
                 );
                 let entry = keys

@@ -12,6 +12,7 @@
 pub mod apk;
 pub mod dpkg;
 pub mod generated;
+pub mod known;
 pub mod layers;
 pub mod maven;
 pub mod python;

@@ -422,6 +422,56 @@ fn jettys_demo_keystore_is_a_package_default_key() {
     }
 }
 
+/// Tornado's test key, taken from the wheel on PyPI and copied into an image that does not
+/// install tornado: the curated list (`src/known-public-keys.txt`) still names where it is
+/// published.
+#[test]
+fn a_listed_published_key_is_known_without_its_package_in_the_image() {
+    require("python3", "python3");
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("python3")
+        .args(["-m", "pip", "download", "--quiet", "--no-deps"])
+        .args(["--disable-pip-version-check", "tornado==6.4.2", "-d"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let wheel = fs_err::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .unwrap();
+    let key = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read('tornado/test/test.key'))",
+        ])
+        .arg(&wheel)
+        .output()
+        .unwrap();
+    assert!(key.status.success());
+    let mut layout = Layout::new(&dir.path().join("layout"));
+    let descriptor = layout.image(
+        &[gz_layer(&[Entry::File("srv/tls/server.key", key.stdout)])],
+        json!({}),
+        ("linux", "amd64"),
+    );
+    layout.tag(descriptor, "app").write();
+    let reference = format!("oci:{}:app", dir.path().join("layout").display());
+    let report = scan_json(&reference, &[]).json();
+    let finding = &report["images"][0]["findings"][0];
+    assert_eq!(
+        (finding["rule"].as_str(), finding["severity"].as_str()),
+        (Some("known-public-key"), Some("critical")),
+        "{finding}"
+    );
+    let message = finding["message"].as_str().unwrap();
+    assert!(
+        message.contains("tornado") && message.contains("/tornado/test/test.key"),
+        "{message}"
+    );
+}
+
 /// A venv with a wheel pip installed from PyPI (Twisted, which ships test keys) and a wheel
 /// built here and installed from its file (pip records that in direct_url.json); on top, a
 /// copy of Twisted's test key in /app and in the configuration's environment.
