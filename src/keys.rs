@@ -66,6 +66,22 @@ pub struct KeyInfo {
     /// Stable identity of the key: `sha256:` + the SPKI hash when known, otherwise a hash of
     /// the key's public part or, for encrypted keys, of the encrypted blob.
     pub fingerprint: String,
+    /// How an encrypted PKCS#8 key is protected, and whether a well-known passphrase opened it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+}
+
+/// The passphrase encryption of a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    /// `PBES2 PBKDF2-HMAC-SHA256 AES-256-CBC`, `PBES1 MD5-DES`, `PKCS#12 PBE SHA1-3DES`.
+    pub scheme: String,
+    /// DES, 2DES, RC2, RC4 or MD2/MD5: barely encryption.
+    pub weak: bool,
+    /// Which kind of candidate opened it (`empty`, `well-known default`, `configured`); the
+    /// passphrase itself is never reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_with: Option<String>,
 }
 
 /// A key that could not be analysed.
@@ -170,6 +186,7 @@ pub(crate) fn with_spki(
         encrypted: false,
         spki_sha256: spki,
         fingerprint,
+        encryption: None,
     }
 }
 
@@ -378,11 +395,57 @@ fn dsa_spki(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Option<String> {
     Some(hex::encode(Sha256::digest(spki.to_der().ok()?)))
 }
 
-/// Analyses a PKCS#8 `EncryptedPrivateKeyInfo`; only the envelope is readable.
-pub fn encrypted_pkcs8(der: &[u8]) -> Result<KeyInfo, Error> {
+/// Analyses a PKCS#8 `EncryptedPrivateKeyInfo` of any scheme (PBES2, PBES1, PKCS#12 PBE, or an
+/// OID ocicert does not know): the scheme by name, and, when one of `candidates` (with its kind)
+/// opens it within `p12::WORK_BUDGET` of key derivation, the key itself. `any_oid` accepts an
+/// unknown scheme (a PEM label says what the bytes are; bare DER does not).
+pub fn encrypted_pkcs8(
+    der: &[u8],
+    candidates: &[(&str, &str)],
+    any_oid: bool,
+) -> Result<KeyInfo, Error> {
     let format = KeyFormat::EncryptedPkcs8;
-    pkcs8::EncryptedPrivateKeyInfo::from_der(der).map_err(|e| error(format, e))?;
-    Ok(encrypted(format, "unknown", der))
+    let envelope =
+        <pkcs12::pbe_params::EncryptedPrivateKeyInfo as pkcs5::der::Decode>::from_der(der)
+            .map_err(|e| Error {
+                format,
+                reason: e.to_string(),
+            })?;
+    let algorithm = &envelope.encryption_algorithm;
+    let (scheme, weak) = crate::pbe::describe(algorithm);
+    if !any_oid && scheme.starts_with("an unknown scheme") {
+        return Err(Error {
+            format,
+            reason: format!("{scheme} is not a password-based encryption"),
+        });
+    }
+    let mut encryption = Encryption {
+        scheme,
+        weak,
+        opened_with: None,
+    };
+    let opened = crate::pbe::cost(algorithm).ok().and_then(|cost| {
+        let affordable = crate::p12::WORK_BUDGET / cost.max(1);
+        candidates
+            .iter()
+            .take(usize::try_from(affordable).unwrap_or(usize::MAX))
+            .find_map(|(password, kind)| {
+                let plain =
+                    crate::pbe::decrypt(algorithm, envelope.encrypted_data.as_bytes(), password)
+                        .ok()?;
+                Some((pkcs8(&plain).ok()?, *kind))
+            })
+    });
+    if let Some((mut info, kind)) = opened {
+        encryption.opened_with = Some(kind.to_string());
+        info.format = format;
+        info.encrypted = true;
+        info.encryption = Some(encryption);
+        return Ok(info);
+    }
+    let mut info = encrypted(format, "unknown", der);
+    info.encryption = Some(encryption);
+    Ok(info)
 }
 
 /// A key whose body is encrypted: its fingerprint is the hash of the encrypted blob.
@@ -395,6 +458,7 @@ pub fn encrypted(format: KeyFormat, algorithm: &str, blob: &[u8]) -> KeyInfo {
         encrypted: true,
         spki_sha256: None,
         fingerprint: sha256_fingerprint(blob),
+        encryption: None,
     }
 }
 
@@ -475,6 +539,6 @@ mod tests {
         assert!(rsa_pkcs1(&[0x30, 0x82, 0xff, 0xff], KeyFormat::Pkcs1).is_err());
         assert!(ec_sec1(&[], None, KeyFormat::Sec1).is_err());
         assert!(dsa_traditional(b"\x30\x00").is_err());
-        assert!(encrypted_pkcs8(b"garbage").is_err());
+        assert!(encrypted_pkcs8(b"garbage", &[], true).is_err());
     }
 }

@@ -24,6 +24,7 @@ pub mod memory;
 pub mod overlay;
 pub mod p12;
 pub mod packages;
+pub mod pbe;
 pub mod pipeline;
 pub mod policy;
 pub mod private;

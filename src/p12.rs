@@ -15,7 +15,7 @@ use cms::encrypted_data::EncryptedData;
 use pkcs5::der::asn1::{ContextSpecific, ObjectIdentifier, OctetString};
 use pkcs5::der::{Any, Decode, Encode, Header, Length, Reader, SliceReader, Tag};
 use pkcs12::cms::cert::x509::spki::AlgorithmIdentifierOwned;
-use pkcs12::pbe_params::{EncryptedPrivateKeyInfo, Pkcs12PbeParams};
+use pkcs12::pbe_params::EncryptedPrivateKeyInfo;
 use pkcs12::{MacData, Pfx, SafeBag, kdf};
 
 /// Key-derivation work one store may cost, over its MAC, its encrypted items and every candidate
@@ -24,12 +24,11 @@ use pkcs12::{MacData, Pfx, SafeBag, kdf};
 /// thousands per password.
 pub const WORK_BUDGET: u64 = 5_000_000;
 
-/// The most memory one scrypt derivation may take (128·N·r bytes).
-pub const MAX_SCRYPT_MEMORY: u64 = 64 << 20;
+pub use crate::pbe::MAX_SCRYPT_MEMORY;
+use crate::pbe::{cost, decrypt};
 
 const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
 const ENCRYPTED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.6");
-const PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
 const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const SHA224: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.4");
 const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
@@ -122,7 +121,7 @@ fn try_open(der: &[u8], candidates: &[&str], mut budget: u64) -> Result<Outcome,
             ));
             continue;
         };
-        let mut kept = Vec::new();
+        let mut kept: Vec<Vec<u8>> = Vec::new();
         for bag in elements(&contents)? {
             let decoded = SafeBag::from_der(bag).map_err(asn1("bag"))?;
             if decoded.bag_id == pkcs12::PKCS_12_SECRET_BAG_OID {
@@ -130,16 +129,32 @@ fn try_open(der: &[u8], candidates: &[&str], mut budget: u64) -> Result<Outcome,
                 continue;
             }
             if decoded.bag_id == pkcs12::PKCS_12_PKCS8_KEY_BAG_OID {
-                // p12-keystore decrypts this bag; its cost is taken here first.
+                // Decrypted here, whatever its scheme (p12-keystore knows PBES2 and PKCS#12's
+                // 3DES/RC2 only), and handed on as a plain key bag.
                 let shrouded =
                     ContextSpecific::<EncryptedPrivateKeyInfo>::from_der(&decoded.bag_value)
                         .map_err(asn1("key bag"))?;
-                if let Err(reason) = spend(&shrouded.value.encryption_algorithm, &mut budget) {
+                let algorithm = &shrouded.value.encryption_algorithm;
+                if let Err(reason) = spend(algorithm, &mut budget) {
                     opened.skipped.push(format!("a private key bag: {reason}"));
                     continue;
                 }
+                match decrypt(
+                    algorithm,
+                    shrouded.value.encrypted_data.as_bytes(),
+                    candidates[password],
+                ) {
+                    Ok(plain) if starts_with_sequence(&plain) => {
+                        kept.push(plain_key_bag(&plain, bag)?);
+                    }
+                    _ => opened.skipped.push(format!(
+                        "a private key bag encrypted with {}, which the store's password does not open",
+                        crate::pbe::describe(algorithm).0
+                    )),
+                }
+                continue;
             }
-            kept.push(bag);
+            kept.push(bag.to_vec());
         }
         kept_infos.push(data_info(&sequence(&kept)?)?);
     }
@@ -155,6 +170,28 @@ fn try_open(der: &[u8], candidates: &[&str], mut budget: u64) -> Result<Outcome,
     .to_der()
     .map_err(asn1("store"))?;
     Ok(Outcome::Opened(opened))
+}
+
+/// A keyBag (PKCS#8 in the clear) with the attributes of the shrouded `bag` it replaces.
+fn plain_key_bag(plain: &[u8], bag: &[u8]) -> Result<Vec<u8>, String> {
+    const KEY_BAG: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.1");
+    let parts = elements(bag)?;
+    let value = [
+        Header::new(
+            Tag::ContextSpecific {
+                constructed: true,
+                number: pkcs5::der::TagNumber(0),
+            },
+            Length::try_from(plain.len()).map_err(asn1("key bag"))?,
+        )
+        .to_der()
+        .map_err(asn1("key bag"))?,
+        plain.to_vec(),
+    ]
+    .concat();
+    let mut fields = vec![KEY_BAG.to_der().map_err(asn1("key bag"))?, value];
+    fields.extend(parts.get(2).map(|attributes| attributes.to_vec()));
+    sequence(&fields)
 }
 
 /// The candidate whose MAC matches; `Err(limit)` when none did, saying why not all were tried.
@@ -303,110 +340,6 @@ fn spend(algorithm: &AlgorithmIdentifierOwned, budget: &mut u64) -> Result<(), S
     }
     *budget -= cost;
     Ok(())
-}
-
-/// The key-derivation work of `algorithm`, in PBKDF2 iterations (scrypt: N·r·p); an error for
-/// schemes ocicert cannot decrypt and for scrypt over `MAX_SCRYPT_MEMORY`.
-pub fn cost(algorithm: &AlgorithmIdentifierOwned) -> Result<u64, String> {
-    let params = parameters(algorithm)?;
-    if algorithm.oid == PBES2 {
-        use pkcs5::pbes2::{Kdf, Parameters};
-        let parameters = Parameters::from_der(&params).map_err(asn1("PBES2 parameters"))?;
-        return match &parameters.kdf {
-            Kdf::Pbkdf2(kdf) => Ok(u64::from(kdf.iteration_count)),
-            Kdf::Scrypt(kdf) => {
-                let (n, r, p) = (
-                    kdf.cost_parameter,
-                    u64::from(kdf.block_size),
-                    u64::from(kdf.parallelization),
-                );
-                let memory = n.saturating_mul(r).saturating_mul(128);
-                if memory > MAX_SCRYPT_MEMORY {
-                    return Err(format!(
-                        "scrypt with N={n}, r={r} needs {} MiB, over the {} MiB limit",
-                        memory >> 20,
-                        MAX_SCRYPT_MEMORY >> 20
-                    ));
-                }
-                Ok(n.saturating_mul(r).saturating_mul(p))
-            }
-            _ => Err("a PBES2 key derivation ocicert does not know".into()),
-        };
-    }
-    if pbe_key_length(algorithm.oid).is_some() {
-        let pbe = Pkcs12PbeParams::from_der(&params).map_err(asn1("PBE parameters"))?;
-        let iterations =
-            u64::try_from(pbe.iterations).map_err(|_| "a negative PBE iteration count")?;
-        // Two derivations (key and IV), each of one or two SHA-1 blocks.
-        return Ok(iterations.saturating_mul(3));
-    }
-    Err(format!(
-        "encrypted with {}, which ocicert does not decrypt",
-        algorithm.oid
-    ))
-}
-
-fn parameters(algorithm: &AlgorithmIdentifierOwned) -> Result<Vec<u8>, String> {
-    algorithm
-        .parameters
-        .as_ref()
-        .ok_or("its encryption parameters are missing")?
-        .to_der()
-        .map_err(asn1("encryption parameters"))
-}
-
-/// The key length of PKCS#12's own PBEs that ocicert decrypts (RFC 7292 appendix C).
-fn pbe_key_length(oid: ObjectIdentifier) -> Option<usize> {
-    match oid {
-        pkcs12::PKCS_12_PBE_WITH_SHAAND3_KEY_TRIPLE_DES_CBC => Some(24),
-        pkcs12::PKCS_12_PBEWITH_SHAAND40_BIT_RC2_CBC => Some(5),
-        pkcs12::PKCS_12_PBE_WITH_SHAAND128_BIT_RC2_CBC => Some(16),
-        _ => None,
-    }
-}
-
-/// Decrypts `ciphertext` (the caller has budgeted the derivation).
-fn decrypt(
-    algorithm: &AlgorithmIdentifierOwned,
-    ciphertext: &[u8],
-    password: &str,
-) -> Result<Vec<u8>, String> {
-    use cbc::cipher::{BlockModeDecrypt, KeyIvInit, block_padding::Pkcs7};
-    let params = parameters(algorithm)?;
-    if algorithm.oid == PBES2 {
-        let parameters =
-            pkcs5::pbes2::Parameters::from_der(&params).map_err(asn1("PBES2 parameters"))?;
-        return parameters
-            .decrypt(password.as_bytes(), ciphertext)
-            .map_err(|e| format!("PBES2 decryption failed: {e}"));
-    }
-    let key_len =
-        pbe_key_length(algorithm.oid).ok_or_else(|| format!("encrypted with {}", algorithm.oid))?;
-    let pbe = Pkcs12PbeParams::from_der(&params).map_err(asn1("PBE parameters"))?;
-    let derive = |kind, len| {
-        kdf::derive_key_utf8::<sha1_11::Sha1>(
-            password,
-            pbe.salt.as_bytes(),
-            kind,
-            pbe.iterations,
-            len,
-        )
-        .map_err(asn1("key derivation"))
-    };
-    let key = derive(kdf::Pkcs12KeyType::EncryptionKey, key_len)?;
-    let iv = derive(kdf::Pkcs12KeyType::Iv, 8)?;
-    let failed = |_| "PBE decryption failed (wrong password or corrupt data)".to_string();
-    if key_len == 24 {
-        cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
-            .map_err(|_| "PBE key length".to_string())?
-            .decrypt_padded_vec::<Pkcs7>(ciphertext)
-            .map_err(failed)
-    } else {
-        cbc::Decryptor::<rc2::Rc2>::new_from_slices(&key, &iv)
-            .map_err(|_| "PBE key length".to_string())?
-            .decrypt_padded_vec::<Pkcs7>(ciphertext)
-            .map_err(failed)
-    }
 }
 
 macro_rules! pkcs12_hmac {

@@ -24,6 +24,28 @@ fn describe_key(info: &KeyInfo) -> String {
     text
 }
 
+/// `, PBES1 MD5-DES: weak encryption; it opens with a well-known default passphrase`
+fn encryption_note(info: &KeyInfo) -> String {
+    let Some(encryption) = &info.encryption else {
+        return String::new();
+    };
+    let mut text = format!(", {}", encryption.scheme);
+    if encryption.weak {
+        text.push_str(": weak encryption, barely better than none");
+    }
+    if let Some(kind) = &encryption.opened_with {
+        text.push_str(&format!(
+            "; it opens with {} passphrase, so it is as exposed as an unencrypted key",
+            if kind == "empty" {
+                "the empty".to_string()
+            } else {
+                format!("a {kind}")
+            }
+        ));
+    }
+    text
+}
+
 /// What a key's owner says about it.
 #[derive(Clone)]
 pub(super) enum Ownership {
@@ -259,8 +281,9 @@ pub(super) fn key_findings(
         (None, _) if info.encrypted => (
             Rule::PrivateKeyEncrypted,
             format!(
-                "passphrase-protected {key}private key ({}){note}",
-                info.format.as_str()
+                "passphrase-protected {key}private key ({}{}){note}",
+                info.format.as_str(),
+                encryption_note(info)
             ),
         ),
         (None, _) => (

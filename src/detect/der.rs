@@ -78,9 +78,19 @@ pub const EXAMPLES: super::Examples = super::Examples {
         ("keys/ec-sec1-nopub.der", &["key:SEC1:ec"]),
         ("keys/ed25519.der", &["key:PKCS#8:ed25519"]),
         ("keys/dsa-pkcs8.der", &["key:PKCS#8:dsa"]),
+        (
+            "keys/pkcs8-schemes/v1-pbe-sha1-3des.der",
+            &[
+                "key:encrypted PKCS#8:rsa:encrypted:PKCS#12 PBE SHA1-3DES:opened-with-well-known default",
+            ],
+        ),
     ],
-    // Starts like a DER SEQUENCE spanning the file, then claims a 2 GiB INTEGER.
-    negative: &[("negative/random.bin", &[])],
+    negative: &[
+        // Starts like a DER SEQUENCE spanning the file, then claims a 2 GiB INTEGER.
+        ("negative/random.bin", &[]),
+        // A DigestInfo: shaped like an EncryptedPrivateKeyInfo, with a digest for a scheme.
+        ("negative/digest-info.bin", &[]),
+    ],
 };
 
 /// Detects DER structures in a file that starts with a SEQUENCE tag. A PKCS#12 file is left to
@@ -110,7 +120,7 @@ pub fn detect(data: &[u8], lower_name: &str) -> Vec<Artifact> {
     if let Ok(info) = keys::pkcs8(der) {
         return key(info);
     }
-    if let Ok(info) = keys::encrypted_pkcs8(der) {
+    if let Ok(info) = keys::encrypted_pkcs8(der, &super::key_passphrases(), false) {
         return key(info);
     }
     if let Ok(info) = keys::rsa_pkcs1(der, KeyFormat::Pkcs1) {

@@ -9,10 +9,22 @@ fn summary(artifact: &Artifact) -> String {
     match artifact {
         Artifact::Certificate { info, encoding } => format!("cert:{encoding:?}:{}", info.subject),
         Artifact::Key { info, keystore } => format!(
-            "key:{}:{}{}{}",
+            "key:{}:{}{}{}{}",
             info.format.as_str(),
             info.algorithm,
             if info.encrypted { ":encrypted" } else { "" },
+            info.encryption
+                .as_ref()
+                .map(|e| format!(
+                    ":{}{}{}",
+                    e.scheme,
+                    if e.weak { ":weak" } else { "" },
+                    e.opened_with
+                        .as_ref()
+                        .map(|kind| format!(":opened-with-{kind}"))
+                        .unwrap_or_default()
+                ))
+                .unwrap_or_default(),
             keystore
                 .map(|k| format!(":in-{}", k.as_str()))
                 .unwrap_or_default()
@@ -173,8 +185,8 @@ fn a_deeper_limit_reaches_the_deep_key() {
 /// changes the hash: the test below then fails until `RULESET_VERSION` is bumped and the new
 /// pair stored here, so a cache can never serve layer results of an older ruleset.
 const RULESET_PIN: (&str, &str) = (
-    "rules.7",
-    "76430e34dfd2a79db61ba72c6eaa5c148b2ff0db675448c5abf8c0e17e7e4f86",
+    "rules.8",
+    "82d8c608a4d493439f03afbacefa5d0f4fe8811dad6286c1fcdcc63c3da9e21e",
 );
 
 #[test]

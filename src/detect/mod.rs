@@ -162,11 +162,24 @@ pub const DEFAULT_KEYSTORE_PASSWORDS: &[&str] = &[
     "admin",
 ];
 
+/// The passphrases tried on an encrypted PKCS#8 key, with their kind: the empty one and the
+/// well-known defaults. (A key file has no options to carry configured ones.)
+pub fn key_passphrases() -> Vec<(&'static str, &'static str)> {
+    std::iter::once(("", "empty"))
+        .chain(
+            DEFAULT_KEYSTORE_PASSWORDS
+                .iter()
+                .map(|p| (*p, "well-known default")),
+        )
+        .collect()
+}
+
 /// Identifies the detection logic for the layer cache: bump the suffix whenever detectors
 /// change what they report, or a layer records more (rules.5: package databases and the
 /// checksums of files with detections), so cached layer results from older rules are not
-/// reused. rules.6: SHA-1 as well, for apk; rules.7: jars' Maven records.
-pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.7");
+/// reused. rules.6: SHA-1 as well, for apk; rules.7: jars' Maven records; rules.8: encrypted
+/// PKCS#8 of every scheme, by name, opened with the well-known passphrases, also in PKCS#12.
+pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.8");
 
 /// Files up to this size are read whole and given to every detector; larger files are
 /// streamed through the PEM scanner only (a certificate or key file is never this large).
@@ -382,7 +395,7 @@ pub fn interpret_pem(block: &pem::Block) -> Option<Artifact> {
         "EC PRIVATE KEY" => key(keys::ec_sec1(body, None, KeyFormat::Sec1)),
         "DSA PRIVATE KEY" => key(keys::dsa_traditional(body)),
         "PRIVATE KEY" => key(keys::pkcs8(body)),
-        "ENCRYPTED PRIVATE KEY" => key(keys::encrypted_pkcs8(body)),
+        "ENCRYPTED PRIVATE KEY" => key(keys::encrypted_pkcs8(body, &key_passphrases(), true)),
         "OPENSSH PRIVATE KEY" => key(openssh::analyze(body)),
         "PGP PRIVATE KEY BLOCK" => key(pgp::analyze(body)),
         _ => return None,

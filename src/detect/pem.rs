@@ -276,7 +276,101 @@ pub const EXAMPLES: super::Examples = super::Examples {
         ("keys/dsa.pem", &["key:OpenSSL DSA:dsa"]),
         (
             "keys/encrypted-pkcs8.pem",
-            &["key:encrypted PKCS#8:unknown:encrypted"],
+            &["key:encrypted PKCS#8:unknown:encrypted:PBES2 PBKDF2-HMAC-SHA256 AES-256-CBC"],
+        ),
+        (
+            "keys/pkcs8-schemes/pbes2-aes256-sha256.pem",
+            &[
+                "key:encrypted PKCS#8:rsa:encrypted:PBES2 PBKDF2-HMAC-SHA256 AES-256-CBC:opened-with-well-known default",
+            ],
+        ),
+        (
+            "keys/pkcs8-schemes/pbes2-aes128-sha1.pem",
+            &[
+                "key:encrypted PKCS#8:rsa:encrypted:PBES2 PBKDF2-HMAC-SHA1 AES-128-CBC:opened-with-well-known default",
+            ],
+        ),
+        (
+            "keys/pkcs8-schemes/pbes2-des3.pem",
+            &[
+                "key:encrypted PKCS#8:rsa:encrypted:PBES2 PBKDF2-HMAC-SHA256 DES-EDE3-CBC:opened-with-well-known default",
+            ],
+        ),
+        (
+            "keys/pkcs8-schemes/pbes2-des.pem",
+            &[
+                "key:encrypted PKCS#8:rsa:encrypted:PBES2 PBKDF2-HMAC-SHA256 DES-CBC:weak:opened-with-well-known default",
+            ],
+        ),
+        (
+            "keys/pkcs8-schemes/pbes2-scrypt.pem",
+            &[
+                "key:encrypted PKCS#8:rsa:encrypted:PBES2 scrypt AES-256-CBC:opened-with-well-known default",
+            ],
+        ),
+        (
+            "keys/pkcs8-schemes/pbes2-des3-secret.pem",
+            &["key:encrypted PKCS#8:unknown:encrypted:PBES2 PBKDF2-HMAC-SHA256 DES-EDE3-CBC"],
+        ),
+        (
+            "keys/pkcs8-schemes/v1-pbe-md5-des.pem",
+            &[
+                "key:encrypted PKCS#8:rsa:encrypted:PBES1 MD5-DES:weak:opened-with-well-known default",
+            ],
+        ),
+        (
+            "keys/pkcs8-schemes/v1-pbe-sha1-des.pem",
+            &[
+                "key:encrypted PKCS#8:rsa:encrypted:PBES1 SHA1-DES:weak:opened-with-well-known default",
+            ],
+        ),
+        (
+            "keys/pkcs8-schemes/v1-pbe-md5-rc2-64.pem",
+            &[
+                "key:encrypted PKCS#8:rsa:encrypted:PBES1 MD5-RC2:weak:opened-with-well-known default",
+            ],
+        ),
+        (
+            "keys/pkcs8-schemes/v1-pbe-sha1-rc2-64.pem",
+            &[
+                "key:encrypted PKCS#8:rsa:encrypted:PBES1 SHA1-RC2:weak:opened-with-well-known default",
+            ],
+        ),
+        (
+            "keys/pkcs8-schemes/v1-pbe-sha1-3des.pem",
+            &[
+                "key:encrypted PKCS#8:rsa:encrypted:PKCS#12 PBE SHA1-3DES:opened-with-well-known default",
+            ],
+        ),
+        (
+            "keys/pkcs8-schemes/v1-pbe-sha1-2des.pem",
+            &[
+                "key:encrypted PKCS#8:rsa:encrypted:PKCS#12 PBE SHA1-2DES:weak:opened-with-well-known default",
+            ],
+        ),
+        (
+            "keys/pkcs8-schemes/v1-pbe-sha1-rc2-128.pem",
+            &[
+                "key:encrypted PKCS#8:rsa:encrypted:PKCS#12 PBE SHA1-RC2-128:weak:opened-with-well-known default",
+            ],
+        ),
+        (
+            "keys/pkcs8-schemes/v1-pbe-sha1-rc2-40.pem",
+            &[
+                "key:encrypted PKCS#8:rsa:encrypted:PKCS#12 PBE SHA1-RC2-40:weak:opened-with-well-known default",
+            ],
+        ),
+        (
+            "keys/pkcs8-schemes/v1-pbe-sha1-rc4-128.pem",
+            &["key:encrypted PKCS#8:unknown:encrypted:PKCS#12 PBE SHA1-RC4-128:weak"],
+        ),
+        (
+            "keys/pkcs8-schemes/v1-pbe-sha1-rc4-40.pem",
+            &["key:encrypted PKCS#8:unknown:encrypted:PKCS#12 PBE SHA1-RC4-40:weak"],
+        ),
+        (
+            "keys/pkcs8-schemes/unknown-scheme.pem",
+            &["key:encrypted PKCS#8:unknown:encrypted:an unknown scheme (1.3.6.1.4.1.831.1695)"],
         ),
         (
             "keys/legacy-encrypted.pem",

@@ -6,7 +6,7 @@
 //! reported, only which kind of password it was.
 
 use super::{Artifact, CertEncoding, KeystoreKind, KeystorePassword, Options, UnparseableKind};
-use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
+use p12_keystore::Pkcs12Archive;
 
 /// Whether `der` starts like a PFX: SEQUENCE { INTEGER 3, SEQUENCE { … } }.
 pub fn looks_like(der: &[u8]) -> bool {
@@ -61,6 +61,40 @@ pub const EXAMPLES: super::Examples = super::Examples {
             ],
         ),
         ("certs/bundle-secret.p12", &["keystore:PKCS#12:Unknown"]),
+        // No MAC: nothing to guess (plain bags), or bags under the empty password.
+        (
+            "certs/bundle-nomac-plain.p12",
+            &[
+                "keystore:PKCS#12:Empty",
+                "cert:Pkcs12:CN=app.example.test",
+                "cert:Pkcs12:CN=ocicert Test Intermediate",
+                "key:PKCS#12:ec:in-PKCS#12",
+            ],
+        ),
+        (
+            "certs/bundle-nomac-empty.p12",
+            &[
+                "keystore:PKCS#12:Empty",
+                "cert:Pkcs12:CN=app.example.test",
+                "cert:Pkcs12:CN=ocicert Test Intermediate",
+                "key:PKCS#12:ec:in-PKCS#12",
+            ],
+        ),
+        // Key bags under PBES1 (which p12-keystore cannot decrypt), and no certificate.
+        (
+            "keys/pkcs8-schemes/p12-keypbe-pbe-md5-des.p12",
+            &[
+                "keystore:PKCS#12:WellKnownDefault",
+                "key:PKCS#12:rsa:in-PKCS#12",
+            ],
+        ),
+        (
+            "keys/pkcs8-schemes/p12-keypbe-pbe-sha1-rc2-64.p12",
+            &[
+                "keystore:PKCS#12:WellKnownDefault",
+                "key:PKCS#12:rsa:in-PKCS#12",
+            ],
+        ),
     ],
     negative: &[("negative/empty.p12", &["unparseable:Keystore"])],
 };
@@ -100,8 +134,7 @@ pub fn detect(der: &[u8], options: &Options) -> Vec<Artifact> {
         crate::p12::Outcome::Malformed(reason) => return vec![unparseable(reason)],
     };
     let (password, kind) = candidates[opened.password];
-    let mut out = match KeyStore::from_pkcs12(&opened.store, password, Pkcs12ImportPolicy::Relaxed)
-    {
+    let mut out = match Pkcs12Archive::from_pkcs12(&opened.store, password) {
         Ok(store) => contents(&store, kind),
         Err(e) => vec![unparseable(e.to_string())],
     };
@@ -124,35 +157,24 @@ pub fn detect(der: &[u8], options: &Options) -> Vec<Artifact> {
     out
 }
 
-fn contents(store: &KeyStore, password: KeystorePassword) -> Vec<Artifact> {
+/// Every key and certificate bag of the store, linked to each other or not (p12-keystore's
+/// `KeyStore` drops a key without a certificate, and a certificate bag it does not link).
+fn contents(store: &Pkcs12Archive, password: KeystorePassword) -> Vec<Artifact> {
     let mut out = vec![Artifact::Keystore {
         kind: KeystoreKind::Pkcs12,
         password,
-        entries: store.entries_len(),
+        entries: store.keys.len() + store.certs.len() + store.secrets.len(),
     }];
-    let mut certificate = |der: &[u8]| {
-        if let Ok(info) = crate::x509::analyze(der) {
+    for bag in &store.certs {
+        if let Ok(info) = crate::x509::analyze(bag.cert.as_der()) {
             out.push(Artifact::Certificate {
                 info: Box::new(info),
                 encoding: CertEncoding::Pkcs12,
             });
         }
-    };
-    let mut keys = Vec::new();
-    for (_alias, entry) in store.entries() {
-        match entry {
-            KeyStoreEntry::PrivateKeyChain(chain) => {
-                keys.push(crate::keys::pkcs8(chain.key().as_der()));
-                for cert in chain.certs() {
-                    certificate(cert.as_der());
-                }
-            }
-            KeyStoreEntry::Certificate(cert) => certificate(cert.as_der()),
-            KeyStoreEntry::Secret(_) => {}
-        }
     }
-    for key in keys {
-        out.push(match key {
+    for bag in &store.keys {
+        out.push(match crate::keys::pkcs8(bag.key.as_der()) {
             Ok(mut info) => {
                 info.format = crate::keys::KeyFormat::Pkcs12;
                 Artifact::Key {

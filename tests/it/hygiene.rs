@@ -26,9 +26,17 @@ fn is_base64(c: char) -> bool {
 fn key_bodies() -> BTreeMap<String, String> {
     use base64::Engine as _;
     let mut bodies = BTreeMap::new();
-    for entry in fs_err::read_dir(fixtures().join("keys")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    for entry in walkdir::WalkDir::new(fixtures().join("keys")) {
+        let entry = entry.unwrap();
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let path = entry.path().to_path_buf();
+        let name = path
+            .strip_prefix(fixtures().join("keys"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         if name.ends_with(".spki.sha256") {
             continue; // fingerprints: what the outputs should show
         }
@@ -186,13 +194,22 @@ fn an_image_of_the_fixture_keys_leaks_nothing_into_reports_or_the_cache() {
     let windows = windows(&bodies);
     let dir = tempfile::tempdir().unwrap();
     let mut builder = tar::Builder::new(Vec::new());
-    for entry in fs_err::read_dir(fixtures().join("keys")).unwrap() {
-        let path = entry.unwrap().path();
-        let bytes = fs_err::read(&path).unwrap();
+    for entry in walkdir::WalkDir::new(fixtures().join("keys")) {
+        let entry = entry.unwrap();
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let path = entry.path();
+        let bytes = fs_err::read(path).unwrap();
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
-        let name = format!("keys/{}", path.file_name().unwrap().to_string_lossy());
+        let name = format!(
+            "keys/{}",
+            path.strip_prefix(fixtures().join("keys"))
+                .unwrap()
+                .display()
+        );
         builder.append_data(&mut header, name, &bytes[..]).unwrap();
     }
     let layer = Blob {

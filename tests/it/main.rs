@@ -4,6 +4,7 @@
 
 mod action;
 mod common;
+mod detection_depth;
 mod dockerfile;
 mod fuzz_regressions;
 mod help;

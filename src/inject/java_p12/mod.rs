@@ -166,9 +166,15 @@ fn archive(store: &[u8], password: &str) -> Result<p12_keystore::Pkcs12Archive, 
         }
         crate::p12::Outcome::Malformed(reason) => return Err(unsupported(reason)),
     };
-    if let Some(first) = opened.skipped.first() {
+    // The budget, when it was the reason, says most about why.
+    let reason = opened
+        .skipped
+        .iter()
+        .find(|s| s.contains("work budget"))
+        .or(opened.skipped.first());
+    if let Some(reason) = reason {
         return Err(unsupported(format!(
-            "{} of its items were not read ({first})",
+            "{} of its items were not read ({reason})",
             opened.skipped.len()
         )));
     }

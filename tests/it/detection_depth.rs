@@ -1,0 +1,146 @@
+//! Detection depth (issue 34): encrypted PKCS#8 of every scheme openssl 3 writes
+//! (`fixtures/gen-encrypted-pkcs8.sh`), each a `private-key-encrypted` finding that names its
+//! scheme, says when the scheme is weak, and says when a well-known passphrase opens it; the
+//! same schemes inside PKCS#12 key bags.
+
+use crate::common::*;
+use serde_json::Value;
+
+/// (file, scheme, weak, opened by a well-known passphrase)
+const SCHEMES: &[(&str, &str, bool, bool)] = &[
+    (
+        "pbes2-aes256-sha256.pem",
+        "PBES2 PBKDF2-HMAC-SHA256 AES-256-CBC",
+        false,
+        true,
+    ),
+    (
+        "pbes2-aes128-sha1.pem",
+        "PBES2 PBKDF2-HMAC-SHA1 AES-128-CBC",
+        false,
+        true,
+    ),
+    (
+        "pbes2-des3.pem",
+        "PBES2 PBKDF2-HMAC-SHA256 DES-EDE3-CBC",
+        false,
+        true,
+    ),
+    (
+        "pbes2-des.pem",
+        "PBES2 PBKDF2-HMAC-SHA256 DES-CBC",
+        true,
+        true,
+    ),
+    ("pbes2-scrypt.pem", "PBES2 scrypt AES-256-CBC", false, true),
+    (
+        "pbes2-des3-secret.pem",
+        "PBES2 PBKDF2-HMAC-SHA256 DES-EDE3-CBC",
+        false,
+        false,
+    ),
+    ("v1-pbe-md5-des.pem", "PBES1 MD5-DES", true, true),
+    ("v1-pbe-sha1-des.pem", "PBES1 SHA1-DES", true, true),
+    ("v1-pbe-md5-rc2-64.pem", "PBES1 MD5-RC2", true, true),
+    ("v1-pbe-sha1-rc2-64.pem", "PBES1 SHA1-RC2", true, true),
+    ("v1-pbe-sha1-3des.pem", "PKCS#12 PBE SHA1-3DES", false, true),
+    ("v1-pbe-sha1-3des.der", "PKCS#12 PBE SHA1-3DES", false, true),
+    ("v1-pbe-sha1-2des.pem", "PKCS#12 PBE SHA1-2DES", true, true),
+    (
+        "v1-pbe-sha1-rc2-128.pem",
+        "PKCS#12 PBE SHA1-RC2-128",
+        true,
+        true,
+    ),
+    (
+        "v1-pbe-sha1-rc2-40.pem",
+        "PKCS#12 PBE SHA1-RC2-40",
+        true,
+        true,
+    ),
+    (
+        "v1-pbe-sha1-rc4-128.pem",
+        "PKCS#12 PBE SHA1-RC4-128",
+        true,
+        false,
+    ),
+    (
+        "v1-pbe-sha1-rc4-40.pem",
+        "PKCS#12 PBE SHA1-RC4-40",
+        true,
+        false,
+    ),
+    (
+        "unknown-scheme.pem",
+        "an unknown scheme (1.3.6.1.4.1.831.1695)",
+        false,
+        false,
+    ),
+];
+
+#[test]
+fn every_encrypted_pkcs8_scheme_is_a_named_private_key_encrypted_finding() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/pkcs8-schemes");
+    let run = scan_json(&format!("dir:{}", dir.display()), &["--fail-on", "never"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let at = |file: &str| -> Vec<&Value> {
+        findings
+            .iter()
+            .filter(|f| f["location"]["path"] == format!("/{file}"))
+            .collect()
+    };
+    let spki = String::from_utf8(fixture("keys/rsa-pkcs8.spki.sha256")).unwrap();
+    for (file, scheme, weak, opened) in SCHEMES {
+        let found = at(file);
+        assert_eq!(found.len(), 1, "{file}: {found:?}");
+        let finding = found[0];
+        assert_eq!(
+            (finding["rule"].as_str(), finding["severity"].as_str()),
+            (Some("private-key-encrypted"), Some("medium")),
+            "{file}: {finding}"
+        );
+        let message = finding["message"].as_str().unwrap();
+        assert!(message.contains(scheme), "{file}: {message}");
+        assert_eq!(
+            message.contains("weak encryption"),
+            *weak,
+            "{file}: {message}"
+        );
+        assert_eq!(
+            message.contains("it opens with a well-known default passphrase"),
+            *opened,
+            "{file}: {message}"
+        );
+        // Opened, it is the very key of keys/rsa-pkcs8.pem.
+        assert_eq!(
+            finding["fingerprint"] == format!("sha256:{}", spki.trim()),
+            *opened,
+            "{file}: {finding}"
+        );
+    }
+    // The inventory carries the scheme, never the passphrase.
+    let keys = report["images"][0]["inventory"]["keys"].as_array().unwrap();
+    let schemes: Vec<&str> = keys
+        .iter()
+        .filter_map(|k| k["encryption"]["scheme"].as_str())
+        .collect();
+    assert!(schemes.contains(&"PKCS#12 PBE SHA1-RC4-40"), "{schemes:?}");
+    assert!(!report.to_string().contains("changeit"));
+
+    // PKCS#12 key bags under PBES1 (no certificate in the store): opened, the key is the same.
+    for file in [
+        "p12-keypbe-pbe-md5-des.p12",
+        "p12-keypbe-pbe-sha1-rc2-64.p12",
+    ] {
+        let found = at(file);
+        assert_eq!(found.len(), 1, "{file}: {found:?}");
+        assert_eq!(
+            found[0]["rule"], "keystore-private-key",
+            "{file}: {}",
+            found[0]
+        );
+        assert_eq!(found[0]["fingerprint"], format!("sha256:{}", spki.trim()));
+    }
+}
