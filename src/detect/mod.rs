@@ -150,7 +150,9 @@ impl Default for Options {
     }
 }
 
-/// Passwords tried on every keystore after the empty one.
+/// Passwords tried on every keystore (and encrypted PKCS#8 key) after the empty one: generic
+/// ones, then what products ship (docs/policy.md lists where each comes from). A store opened
+/// with one is reported as `well-known-default`, never with the password.
 pub const DEFAULT_KEYSTORE_PASSWORDS: &[&str] = &[
     "changeit",
     "changeme",
@@ -160,6 +162,15 @@ pub const DEFAULT_KEYSTORE_PASSWORDS: &[&str] = &[
     "keystore",
     "storepass",
     "admin",
+    "storepwd",
+    "keypwd",
+    "importkey",
+    "test1234",
+    "confluent",
+    "cassandra",
+    "DemoIdentityKeyStorePassPhrase",
+    "DemoTrustKeyStorePassPhrase",
+    "wso2carbon",
 ];
 
 /// The passphrases tried on an encrypted PKCS#8 key, with their kind: the empty one and the
@@ -178,8 +189,9 @@ pub fn key_passphrases() -> Vec<(&'static str, &'static str)> {
 /// change what they report, or a layer records more (rules.5: package databases and the
 /// checksums of files with detections), so cached layer results from older rules are not
 /// reused. rules.6: SHA-1 as well, for apk; rules.7: jars' Maven records; rules.8: encrypted
-/// PKCS#8 of every scheme, by name, opened with the well-known passphrases, also in PKCS#12.
-pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.8");
+/// PKCS#8 of every scheme, by name, opened with the well-known passphrases, also in PKCS#12;
+/// rules.9: products' default keystore passwords.
+pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.9");
 
 /// Files up to this size are read whole and given to every detector; larger files are
 /// streamed through the PEM scanner only (a certificate or key file is never this large).

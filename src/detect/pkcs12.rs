@@ -61,6 +61,15 @@ pub const EXAMPLES: super::Examples = super::Examples {
             ],
         ),
         ("certs/bundle-secret.p12", &["keystore:PKCS#12:Unknown"]),
+        // keytool's store under a product's default password (Jetty's).
+        (
+            "certs/jetty-default.p12",
+            &[
+                "keystore:PKCS#12:WellKnownDefault",
+                "cert:Pkcs12:O=ocicert tests, CN=jetty.example.test",
+                "key:PKCS#12:ec:in-PKCS#12",
+            ],
+        ),
         // No MAC: nothing to guess (plain bags), or bags under the empty password.
         (
             "certs/bundle-nomac-plain.p12",
