@@ -43,7 +43,7 @@ impl Read for Trickle<'_> {
 pub fn pem(data: &[u8]) {
     let whole = detect::pem::blocks(data);
     for block in &whole {
-        let _ = detect::interpret_pem(block);
+        let _ = detect::interpret_pem_all(block);
     }
     let step = 1 + usize::from(data.first().copied().unwrap_or(0)) * 7;
     let mut streamed = 0usize;
@@ -57,8 +57,9 @@ pub fn pem(data: &[u8]) {
     assert_eq!(whole.len(), streamed, "stream and buffer scans disagree");
 }
 
-/// DER certificate, key and CSR sniffing.
+/// DER certificate, key, CSR and PKCS#7 sniffing.
 pub fn der(data: &[u8]) {
+    let _ = detect::pkcs7::artifacts(data, "meta-inf/fuzz.rsa");
     let _ = detect::der::outer_len(data);
     let _ = detect::der::detect(data, "fuzz.der");
     let _ = detect::der::csr_subject(data);

@@ -665,13 +665,13 @@ fn scan_large(reader: &mut impl Read) -> std::io::Result<Vec<Detection>> {
     let stream = std::io::Cursor::new(head).chain(reader);
     let limit = detect::MAX_DETECTIONS_PER_FILE;
     let dropped = detect::pem::blocks_in_stream(stream, limit, |block| {
-        if let Some(artifact) = detect::interpret_pem(&block)
-            && !(program && detect::is_unparseable_pem(&artifact))
-        {
-            found.push(Detection {
-                artifact,
-                archive_path: None,
-            });
+        for artifact in detect::interpret_pem_all(&block) {
+            if !(program && detect::is_unparseable_pem(&artifact)) {
+                found.push(Detection {
+                    artifact,
+                    archive_path: None,
+                });
+            }
         }
     })?;
     if dropped > 0 {

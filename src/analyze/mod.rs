@@ -68,6 +68,9 @@ pub struct CertificateEntry {
     pub in_mozilla_roots: bool,
     /// Its private key ships in the image too.
     pub private_key_in_image: bool,
+    /// It signs code (found in a JAR signature): listed, not judged like a TLS certificate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub code_signing: bool,
     pub locations: Vec<Location>,
 }
 
@@ -146,8 +149,12 @@ pub fn analyze(observations: Vec<Observation>, context: &Context) -> (Vec<Findin
                     trust_stores: Vec::new(),
                     in_mozilla_roots: crate::truststore::in_mozilla_roots(&info.spki_sha256),
                     private_key_in_image: false,
+                    code_signing: false,
                     locations: Vec::new(),
                 });
+            if *encoding == crate::detect::CertEncoding::JarSignature {
+                entry.code_signing = true;
+            }
             if let Some(store) = anchor {
                 entry.trust_anchor = true;
                 if !entry.trust_stores.contains(&store) {
@@ -162,14 +169,18 @@ pub fn analyze(observations: Vec<Observation>, context: &Context) -> (Vec<Findin
             if *previous != info.fingerprint && !info.is_ca {
                 *previous = info.fingerprint.clone();
             }
-            certificate_findings(
-                info,
-                *encoding,
-                &observation.location,
-                context,
-                &mut removed,
-                &mut findings,
-            );
+            // A JAR's signer chain is inventory: signed code stays valid past the signer's
+            // expiry when it was timestamped, so expiry and self-signing say nothing here.
+            if *encoding != crate::detect::CertEncoding::JarSignature {
+                certificate_findings(
+                    info,
+                    *encoding,
+                    &observation.location,
+                    context,
+                    &mut removed,
+                    &mut findings,
+                );
+            }
         }
     }
     removed.findings(&mut findings);

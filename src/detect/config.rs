@@ -5,7 +5,7 @@
 //! when they look like base64 of a PEM block (`LS0tLS1CRUdJTi…`, a common way to pass keys in
 //! env vars). Parsing the config JSON itself is `image`'s job.
 
-use super::{Artifact, interpret_pem, pem};
+use super::{Artifact, interpret_pem_all, pem};
 use base64::Engine as _;
 use serde_json::Value;
 
@@ -96,11 +96,10 @@ pub fn scan_text(text: &str) -> Vec<Artifact> {
         for block in pem::blocks(&variant) {
             // The raw form of an escaped value is one line and fails to decode; its expanded
             // variant carries the real result, so skip failures when a success exists.
-            let Some(artifact) = interpret_pem(&block) else {
-                continue;
-            };
-            if seen.insert(serde_json::to_string(&artifact).unwrap_or_default()) {
-                out.push(artifact);
+            for artifact in interpret_pem_all(&block) {
+                if seen.insert(serde_json::to_string(&artifact).unwrap_or_default()) {
+                    out.push(artifact);
+                }
             }
         }
     }

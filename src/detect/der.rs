@@ -108,7 +108,7 @@ pub fn detect(data: &[u8], lower_name: &str) -> Vec<Artifact> {
             encoding: CertEncoding::Der,
         }];
     }
-    if super::pkcs12::looks_like(der) {
+    if super::pkcs12::looks_like(der) || super::pkcs7::looks_like(der) {
         return Vec::new();
     }
     let key = |info| {

@@ -185,8 +185,8 @@ fn a_deeper_limit_reaches_the_deep_key() {
 /// changes the hash: the test below then fails until `RULESET_VERSION` is bumped and the new
 /// pair stored here, so a cache can never serve layer results of an older ruleset.
 const RULESET_PIN: (&str, &str) = (
-    "rules.9",
-    "8b1e89df9b6b46c89b8d42ce936060e3209beb7c2a0d11676f08f7528738108a",
+    "rules.10",
+    "07beb12a6c3bbb322102288539e67b4972ebc27682a6c2ffdfc870491c3adfce",
 );
 
 #[test]

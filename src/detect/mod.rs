@@ -13,6 +13,7 @@ pub mod openssh;
 pub mod pem;
 pub mod pgp;
 pub mod pkcs12;
+pub mod pkcs7;
 pub mod putty;
 
 use crate::keys::{self, KeyFormat, KeyInfo};
@@ -28,6 +29,10 @@ pub enum CertEncoding {
     Der,
     Pkcs12,
     JavaKeystore,
+    /// A PKCS#7 / CMS certificate bundle (`.p7b`, `BEGIN PKCS7`).
+    Pkcs7,
+    /// The signer chain of a JAR signature (`META-INF/*.RSA`, `*.EC`, `*.DSA`): code signing.
+    JarSignature,
 }
 
 /// Which kind of keystore.
@@ -190,8 +195,8 @@ pub fn key_passphrases() -> Vec<(&'static str, &'static str)> {
 /// checksums of files with detections), so cached layer results from older rules are not
 /// reused. rules.6: SHA-1 as well, for apk; rules.7: jars' Maven records; rules.8: encrypted
 /// PKCS#8 of every scheme, by name, opened with the well-known passphrases, also in PKCS#12;
-/// rules.9: products' default keystore passwords.
-pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.9");
+/// rules.9: products' default keystore passwords; rules.10: PKCS#7 bundles and JAR signatures.
+pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.10");
 
 /// Files up to this size are read whole and given to every detector; larger files are
 /// streamed through the PEM scanner only (a certificate or key file is never this large).
@@ -238,6 +243,7 @@ pub const DETECTORS: &[Detector] = &[
     der::DETECTOR,
     jks::DETECTOR,
     pkcs12::DETECTOR,
+    pkcs7::DETECTOR,
 ];
 
 /// Runs every detector over the bytes of one file. `name` is used for extension hints and
@@ -351,6 +357,21 @@ fn unparseable_pem(label: &str, reason: impl Into<String>) -> Artifact {
         what: format!("PEM {label}"),
         reason: reason.into(),
         kind: UnparseableKind::Pem,
+    }
+}
+
+/// Turns one PEM block into its artifacts: several for a PKCS#7 bundle, one for a key or a
+/// certificate, none for labels that are neither (public keys, CRLs, parameters).
+pub fn interpret_pem_all(block: &pem::Block) -> Vec<Artifact> {
+    match (block.label.as_str(), &block.body) {
+        ("PKCS7" | "PKCS #7 SIGNED DATA" | "CMS", Ok(body)) => {
+            if pkcs7::looks_like(body) {
+                pkcs7::artifacts(body, "")
+            } else {
+                vec![unparseable_pem(&block.label, "not a PKCS#7 SignedData")]
+            }
+        }
+        _ => interpret_pem(block).into_iter().collect(),
     }
 }
 

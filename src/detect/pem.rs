@@ -234,7 +234,7 @@ pub const DETECTOR: super::Detector = super::Detector {
         let found = blocks(input.data);
         let mut out: Vec<super::Artifact> = found
             .iter()
-            .filter_map(super::interpret_pem)
+            .flat_map(super::interpret_pem_all)
             .filter(|artifact| !(program && super::is_unparseable_pem(artifact)))
             .collect();
         if found.len() >= super::MAX_DETECTIONS_PER_FILE {

@@ -144,3 +144,64 @@ fn every_encrypted_pkcs8_scheme_is_a_named_private_key_encrypted_finding() {
         assert_eq!(found[0]["fingerprint"], format!("sha256:{}", spki.trim()));
     }
 }
+
+/// PKCS#7 bundles (DER and PEM) put their certificates in the inventory with their location;
+/// a JAR's signer chain is there too, marked as code signing, and raises no certificate finding.
+#[test]
+fn pkcs7_bundles_and_jar_signatures_fill_the_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, fixture_name) in [
+        ("bundle.p7b", "certs/bundle.p7b"),
+        ("bundle-p7.pem", "certs/bundle-p7.pem"),
+        ("app/signed.jar", "archives/signed.jar"),
+        ("empty.p7b", "negative/p7-no-certs.p7b"),
+    ] {
+        let path = dir.path().join(name);
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        fs_err::write(&path, fixture(fixture_name)).unwrap();
+    }
+    let run = scan_json(
+        &format!("dir:{}", dir.path().display()),
+        &["--fail-on", "never"],
+    );
+    let report = run.json();
+    let certificates = report["images"][0]["inventory"]["certificates"]
+        .as_array()
+        .unwrap();
+    let leaf = certificates
+        .iter()
+        .find(|c| c["subject"] == "CN=app.example.test")
+        .expect("the leaf is in the inventory");
+    let places: Vec<String> = leaf["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            format!(
+                "{}{}",
+                l["path"].as_str().unwrap(),
+                l["archive_path"]
+                    .as_str()
+                    .map(|a| format!("!/{a}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    for place in [
+        "/bundle.p7b",
+        "/bundle-p7.pem",
+        "/app/signed.jar!/META-INF/APP.EC",
+    ] {
+        assert!(places.contains(&place.to_string()), "{place}: {places:?}");
+    }
+    assert_eq!(leaf["code_signing"], true, "{leaf}");
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f["location"]["path"] == "/app/signed.jar"
+                || f["rule"] == "der-unparseable"
+                || f["location"]["path"] == "/empty.p7b"),
+        "{findings:?}"
+    );
+}
