@@ -104,6 +104,21 @@ pub struct Inventory {
     pub keys: Vec<KeyEntry>,
     pub keystores: Vec<KeystoreEntry>,
     pub certificate_requests: Vec<CertificateRequestEntry>,
+    /// OpenSSH certificates, with their validity at `now`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_certificates: Vec<SshCertificateEntry>,
+    /// Where certificate revocation lists are (counted, not parsed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocation_lists: Vec<Location>,
+}
+
+/// An OpenSSH certificate found in the image.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SshCertificateEntry {
+    #[serde(flatten)]
+    pub certificate: crate::detect::sshcert::SshCertificate,
+    pub status: Status,
+    pub location: Location,
 }
 
 /// A PKCS#10 request found in the image.
@@ -263,6 +278,22 @@ pub fn analyze(observations: Vec<Observation>, context: &Context) -> (Vec<Findin
                         locations: Vec::new(),
                     });
                 entry.locations.push(location.clone());
+            }
+            Artifact::RevocationList => inventory.revocation_lists.push(location.clone()),
+            Artifact::SshCertificate { certificate } => {
+                let now = u64::try_from(context.now).unwrap_or(0);
+                let status = if now < certificate.valid_after {
+                    Status::NotYetValid
+                } else if now >= certificate.valid_before {
+                    Status::Expired
+                } else {
+                    Status::Valid
+                };
+                inventory.ssh_certificates.push(SshCertificateEntry {
+                    certificate: *certificate,
+                    status,
+                    location: location.clone(),
+                });
             }
             Artifact::CertificateRequest { subject } => {
                 inventory

@@ -78,6 +78,7 @@ pub const EXAMPLES: super::Examples = super::Examples {
         ("keys/ec-sec1-nopub.der", &["key:SEC1:ec"]),
         ("keys/ed25519.der", &["key:PKCS#8:ed25519"]),
         ("keys/dsa-pkcs8.der", &["key:PKCS#8:dsa"]),
+        ("certs/revoked.crl", &["crl"]),
         (
             "keys/pkcs8-schemes/v1-pbe-sha1-3des.der",
             &[
@@ -134,6 +135,10 @@ pub fn detect(data: &[u8], lower_name: &str) -> Vec<Artifact> {
     }
     if let Some(subject) = csr_subject(der) {
         return vec![Artifact::CertificateRequest { subject }];
+    }
+    if has_extension(lower_name, &["crl"]) {
+        // Counted, not parsed: a revocation list is neither a secret nor an identity.
+        return vec![Artifact::RevocationList];
     }
     unparseable(
         crypto_name,

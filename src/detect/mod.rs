@@ -15,6 +15,7 @@ pub mod pgp;
 pub mod pkcs12;
 pub mod pkcs7;
 pub mod putty;
+pub mod sshcert;
 
 use crate::keys::{self, KeyFormat, KeyInfo};
 use crate::x509::{self, CertInfo};
@@ -87,6 +88,12 @@ pub enum Artifact {
     },
     /// A PKCS#10 certificate request (inventory only).
     CertificateRequest { subject: String },
+    /// A certificate revocation list (`BEGIN X509 CRL`, a DER `.crl`): counted, not parsed.
+    RevocationList,
+    /// An OpenSSH certificate (`*-cert.pub`), inventory only.
+    SshCertificate {
+        certificate: Box<sshcert::SshCertificate>,
+    },
     /// A keystore container.
     Keystore {
         kind: KeystoreKind,
@@ -195,8 +202,9 @@ pub fn key_passphrases() -> Vec<(&'static str, &'static str)> {
 /// checksums of files with detections), so cached layer results from older rules are not
 /// reused. rules.6: SHA-1 as well, for apk; rules.7: jars' Maven records; rules.8: encrypted
 /// PKCS#8 of every scheme, by name, opened with the well-known passphrases, also in PKCS#12;
-/// rules.9: products' default keystore passwords; rules.10: PKCS#7 bundles and JAR signatures.
-pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.10");
+/// rules.9: products' default keystore passwords; rules.10: PKCS#7 bundles and JAR signatures;
+/// rules.11: CRLs and OpenSSH certificates.
+pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.11");
 
 /// Files up to this size are read whole and given to every detector; larger files are
 /// streamed through the PEM scanner only (a certificate or key file is never this large).
@@ -244,6 +252,7 @@ pub const DETECTORS: &[Detector] = &[
     jks::DETECTOR,
     pkcs12::DETECTOR,
     pkcs7::DETECTOR,
+    sshcert::DETECTOR,
 ];
 
 /// Runs every detector over the bytes of one file. `name` is used for extension hints and
@@ -408,6 +417,7 @@ pub fn interpret_pem(block: &pem::Block) -> Option<Artifact> {
             },
             Err(e) => unparseable_pem(label, e.to_string()),
         },
+        "X509 CRL" => Artifact::RevocationList,
         "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => match der::csr_subject(body) {
             Some(subject) => Artifact::CertificateRequest { subject },
             None => unparseable_pem(label, "not a PKCS#10 request"),

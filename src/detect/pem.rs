@@ -377,6 +377,7 @@ pub const EXAMPLES: super::Examples = super::Examples {
             &["key:legacy encrypted PEM:rsa:encrypted"],
         ),
         ("elf/embedded-key.bin", &["key:SEC1:ec"]),
+        ("certs/revoked-crl.pem", &["crl"]),
     ],
     negative: &[
         ("negative/docs-mention.md", &[]),

@@ -205,3 +205,54 @@ fn pkcs7_bundles_and_jar_signatures_fill_the_inventory() {
         "{findings:?}"
     );
 }
+
+/// OpenSSH certificates go into the inventory with their validity; CRLs are counted, not
+/// reported as unparseable.
+#[test]
+fn ssh_certificates_and_crls_are_inventory_not_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "ssh-user-cert.pub",
+        "ssh-host-cert.pub",
+        "revoked-crl.pem",
+        "revoked.crl",
+    ] {
+        fs_err::write(dir.path().join(name), fixture(&format!("certs/{name}"))).unwrap();
+    }
+    let run = scan_json(
+        &format!("dir:{}", dir.path().display()),
+        &["--fail-on", "never"],
+    );
+    let report = run.json();
+    let image = &report["images"][0];
+    assert_eq!(
+        image["findings"],
+        serde_json::json!([]),
+        "{}",
+        image["findings"]
+    );
+    let ssh = image["inventory"]["ssh_certificates"].as_array().unwrap();
+    let by_id = |id: &str| ssh.iter().find(|c| c["key_id"] == id).unwrap();
+    let user = by_id("deploy@ci");
+    assert_eq!(
+        (user["kind"].as_str(), user["status"].as_str()),
+        (Some("user"), Some("valid")),
+        "{user}"
+    );
+    assert_eq!(user["principals"], serde_json::json!(["deploy"]));
+    assert!(
+        user["ca_fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("SHA256:")
+    );
+    // Valid until 2026-01-01; the scan's clock is 2026-06-01.
+    let host = by_id("build-host");
+    assert_eq!(
+        (host["kind"].as_str(), host["status"].as_str()),
+        (Some("host"), Some("expired")),
+        "{host}"
+    );
+    let crls = image["inventory"]["revocation_lists"].as_array().unwrap();
+    assert_eq!(crls.len(), 2, "{crls:?}");
+}
