@@ -227,6 +227,10 @@ pub struct Finding {
     /// Stable identity of the key or certificate (`sha256:` + hex). For keys it is derived from
     /// the key itself, so the same leaked key in a rebuilt image has the same fingerprint.
     pub fingerprint: String,
+    /// How many times the file holds it (the same key 13 times in a test-vector file is one
+    /// finding with 13 occurrences). Absent when once.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub occurrences: usize,
     /// The policy exception that suppresses this finding: it stays in the report but does not
     /// count toward `--fail-on` and is left out of SARIF.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -241,6 +245,18 @@ pub struct Finding {
     pub new: Option<bool>,
 }
 
+fn one() -> usize {
+    1
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_one(count: &usize) -> bool {
+    *count == 1
+}
+
 impl Finding {
     /// A finding as the analysis produces it, before any policy or baseline is applied.
     pub fn new(rule: Rule, message: String, location: Location, fingerprint: String) -> Self {
@@ -250,6 +266,7 @@ impl Finding {
             message,
             location,
             fingerprint,
+            occurrences: 1,
             suppressed: None,
             expired_exception: None,
             new: None,

@@ -666,12 +666,14 @@ fn scan_large(reader: &mut impl Read) -> std::io::Result<Vec<Detection>> {
     let limit = detect::MAX_DETECTIONS_PER_FILE;
     let dropped = detect::pem::blocks_in_stream(stream, limit, |block| {
         for artifact in detect::interpret_pem_all(&block) {
-            if !(program && detect::is_unparseable_pem(&artifact)) {
-                found.push(Detection {
-                    artifact,
-                    archive_path: None,
-                });
-            }
+            found.push(Detection {
+                artifact: if program {
+                    detect::inert(artifact)
+                } else {
+                    artifact
+                },
+                archive_path: None,
+            });
         }
     })?;
     if dropped > 0 {

@@ -107,9 +107,21 @@ pub struct Inventory {
     /// OpenSSH certificates, with their validity at `now`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ssh_certificates: Vec<SshCertificateEntry>,
+    /// PEM blocks that do not parse in programs, source code and documentation: string
+    /// constants and examples, listed here instead of as `pem-unparseable` findings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inert_pem: Vec<InertPemEntry>,
     /// Where certificate revocation lists are (counted, not parsed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revocation_lists: Vec<Location>,
+}
+
+/// A PEM block that does not parse, in a program or text about programs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InertPemEntry {
+    pub label: String,
+    pub reason: String,
+    pub location: Location,
 }
 
 /// An OpenSSH certificate found in the image.
@@ -280,6 +292,11 @@ pub fn analyze(observations: Vec<Observation>, context: &Context) -> (Vec<Findin
                 entry.locations.push(location.clone());
             }
             Artifact::RevocationList => inventory.revocation_lists.push(location.clone()),
+            Artifact::InertPem { label, reason } => inventory.inert_pem.push(InertPemEntry {
+                label,
+                reason,
+                location: location.clone(),
+            }),
             Artifact::SshCertificate { certificate } => {
                 let now = u64::try_from(context.now).unwrap_or(0);
                 let status = if now < certificate.valid_after {
@@ -349,6 +366,13 @@ pub fn analyze(observations: Vec<Observation>, context: &Context) -> (Vec<Findin
     }
     inventory.certificates = certificates.into_values().collect();
     inventory.keys = keys.into_values().collect();
+    for certificate in &mut inventory.certificates {
+        dedupe(&mut certificate.locations);
+    }
+    for key in &mut inventory.keys {
+        dedupe(&mut key.locations);
+    }
+    let mut findings = once_per_place(findings);
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -356,6 +380,35 @@ pub fn analyze(observations: Vec<Observation>, context: &Context) -> (Vec<Findin
             .then_with(|| a.location.cmp(&b.location))
     });
     (findings, inventory)
+}
+
+/// Identical findings (same rule, object, place and message: one key written 13 times into a
+/// test-vector file) become one, with their number in `occurrences`.
+fn once_per_place(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut index: HashMap<(Rule, String, Location, String), usize> = HashMap::new();
+    let mut out: Vec<Finding> = Vec::with_capacity(findings.len());
+    for finding in findings {
+        let key = (
+            finding.rule,
+            finding.fingerprint.clone(),
+            finding.location.clone(),
+            finding.message.clone(),
+        );
+        match index.get(&key) {
+            Some(&at) => out[at].occurrences += 1,
+            None => {
+                index.insert(key, out.len());
+                out.push(finding);
+            }
+        }
+    }
+    out
+}
+
+/// Keeps the first of each location, in order.
+fn dedupe(locations: &mut Vec<Location>) {
+    let mut seen = std::collections::HashSet::new();
+    locations.retain(|location| seen.insert(location.clone()));
 }
 
 pub(super) fn location_fingerprint(rule: Rule, location: &Location) -> String {

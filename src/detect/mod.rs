@@ -108,6 +108,9 @@ pub enum Artifact {
     },
     /// A safety limit stopped part of the scan.
     LimitReached { reason: String },
+    /// A PEM block that does not parse, in a program, program text or documentation, where
+    /// PEM markers are string constants and examples: inventory only, no finding.
+    InertPem { label: String, reason: String },
 }
 
 /// Which family an unparseable artifact belongs to.
@@ -203,8 +206,9 @@ pub fn key_passphrases() -> Vec<(&'static str, &'static str)> {
 /// reused. rules.6: SHA-1 as well, for apk; rules.7: jars' Maven records; rules.8: encrypted
 /// PKCS#8 of every scheme, by name, opened with the well-known passphrases, also in PKCS#12;
 /// rules.9: products' default keystore passwords; rules.10: PKCS#7 bundles and JAR signatures;
-/// rules.11: CRLs and OpenSSH certificates.
-pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.11");
+/// rules.11: CRLs and OpenSSH certificates; rules.12: broken PEM in source code and docs is
+/// inert.
+pub const RULESET_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+rules.12");
 
 /// Files up to this size are read whole and given to every detector; larger files are
 /// streamed through the PEM scanner only (a certificate or key file is never this large).
@@ -327,10 +331,10 @@ fn scan_nested(
     }
 }
 
-/// Whether `data` starts like a compiled program or library (ELF, PE, Mach-O). In a program, a
-/// PEM marker with no valid body is a string constant of its PEM-handling code, not a broken
-/// key: such blocks are not reported as unparseable. Valid keys and certificates compiled into
-/// a program still are.
+/// Whether `data` is a program or text about programs: a compiled program or library (ELF, PE,
+/// Mach-O), CPython byte code, or source code or documentation by its content. There, a PEM
+/// marker with no valid body is a string constant or an example, not a broken key: such blocks
+/// are kept as `InertPem`, not reported. Valid keys and certificates in them still are.
 pub fn is_program(data: &[u8]) -> bool {
     const MAGICS: &[&[u8]] = &[
         b"\x7fELF",
@@ -341,6 +345,95 @@ pub fn is_program(data: &[u8]) -> bool {
         b"\xcf\xfa\xed\xfe",
     ];
     MAGICS.iter().any(|magic| data.starts_with(magic))
+        || is_byte_code(data)
+        || is_source_or_docs(data)
+}
+
+/// CPython byte code: a two-byte version magic, then `\r\n`.
+fn is_byte_code(data: &[u8]) -> bool {
+    data.len() >= 16 && data.get(2..4) == Some(b"\r\n") && data[0] != b'-'
+}
+
+/// Line starts that base64 cannot produce (each holds a space or a character outside its
+/// alphabet) and that source code and documentation are full of.
+const CODE_LINE_STARTS: &[&str] = &[
+    "def ",
+    "class ",
+    "import ",
+    "from ",
+    "#include",
+    "#define",
+    "package ",
+    "func ",
+    "function ",
+    "const ",
+    "var ",
+    "let ",
+    "return ",
+    "public ",
+    "private ",
+    "static ",
+    "// ",
+    "/* ",
+    "* ",
+    "```",
+    "<!--",
+    "<html",
+    "<p>",
+    "<div",
+    "<pre",
+    ".. ",
+    "#!/",
+    "use ",
+    "fn ",
+    "impl ",
+    "if (",
+    "if ",
+    "for ",
+    "while ",
+    "elif ",
+    "else:",
+    "try:",
+    "except",
+    "module.exports",
+    "require(",
+    "export ",
+    "my $",
+    "sub ",
+    ".TH ",
+    ".SH ",
+    "=head",
+    ">>> ",
+    "assert ",
+    "raise ",
+    "print(",
+];
+
+/// Source code or documentation, by content: at least three of its first 64 KiB of lines start
+/// the way code and docs do.
+fn is_source_or_docs(data: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&data[..data.len().min(64 * 1024)]);
+    head.lines()
+        .map(str::trim_start)
+        .filter(|line| CODE_LINE_STARTS.iter().any(|start| line.starts_with(start)))
+        .take(3)
+        .count()
+        >= 3
+}
+
+/// An unparseable PEM block of a program or text about programs, kept for the inventory.
+pub fn inert(artifact: Artifact) -> Artifact {
+    match artifact {
+        Artifact::Unparseable {
+            what,
+            reason,
+            kind: UnparseableKind::Pem,
+        } => Artifact::InertPem {
+            label: what,
+            reason,
+        },
+        other => other,
+    }
 }
 
 /// Whether an artifact is a PEM block that did not parse.

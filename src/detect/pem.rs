@@ -235,7 +235,13 @@ pub const DETECTOR: super::Detector = super::Detector {
         let mut out: Vec<super::Artifact> = found
             .iter()
             .flat_map(super::interpret_pem_all)
-            .filter(|artifact| !(program && super::is_unparseable_pem(artifact)))
+            .map(|artifact| {
+                if program {
+                    super::inert(artifact)
+                } else {
+                    artifact
+                }
+            })
             .collect();
         if found.len() >= super::MAX_DETECTIONS_PER_FILE {
             let markers = memmem::find_iter(input.data, BEGIN).count();
@@ -383,7 +389,23 @@ pub const EXAMPLES: super::Examples = super::Examples {
         ("negative/docs-mention.md", &[]),
         ("negative/public-key.pem", &[]),
         ("negative/fake-pem.txt", &["unparseable:Pem"]),
-        ("negative/pem-strings.elf", &[]),
+        // PEM markers as string constants and examples: inventory only.
+        (
+            "negative/pem-strings.elf",
+            &[
+                "inert:PEM CERTIFICATE",
+                "inert:PEM RSA PRIVATE KEY",
+                "inert:PEM PRIVATE KEY",
+            ],
+        ),
+        (
+            "negative/pem-in-source.py",
+            &["inert:PEM CERTIFICATE", "inert:PEM CERTIFICATE"],
+        ),
+        (
+            "negative/readme-pem.md",
+            &["inert:PEM CERTIFICATE", "inert:PEM PRIVATE KEY"],
+        ),
     ],
 };
 

@@ -180,10 +180,13 @@ fn write_entry(entry: &[&Finding], out: &mut dyn Write) -> std::io::Result<()> {
     if let Some(exception) = &first.expired_exception {
         marks.push_str(&format!(" [exception {} expired]", exception.source));
     }
-    let more = match entry.len() {
+    let mut more = match first.occurrences {
         1 => String::new(),
-        n => format!(" (and {} more like it)", n - 1),
+        n => format!(" ×{n}"),
     };
+    if entry.len() > 1 {
+        more.push_str(&format!(" (and {} more like it)", entry.len() - 1));
+    }
     writeln!(
         out,
         "  {:<26} {}{more}{marks}",

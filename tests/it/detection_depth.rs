@@ -256,3 +256,73 @@ fn ssh_certificates_and_crls_are_inventory_not_noise() {
     let crls = image["inventory"]["revocation_lists"].as_array().unwrap();
     assert_eq!(crls.len(), 2, "{crls:?}");
 }
+
+/// The same key 13 times in one file (an RFC 6979 test-vector file) is one finding with 13
+/// occurrences, in JSON and in the table; the same certificate twice, likewise.
+#[test]
+fn one_finding_per_key_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(
+        dir.path().join("vectors.pem"),
+        fixture("keys/rsa-pkcs8.pem").repeat(13),
+    )
+    .unwrap();
+    fs_err::write(
+        dir.path().join("twice.pem"),
+        fixture("certs/expired.pem").repeat(2),
+    )
+    .unwrap();
+    let source = format!("dir:{}", dir.path().display());
+    let report = scan_json(&source, &["--fail-on", "never"]).json();
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let keys: Vec<&Value> = findings
+        .iter()
+        .filter(|f| f["location"]["path"] == "/vectors.pem")
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0]["occurrences"], 13, "{}", keys[0]);
+    let expired: Vec<&Value> = findings
+        .iter()
+        .filter(|f| f["location"]["path"] == "/twice.pem" && f["rule"] == "cert-expired")
+        .collect();
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    assert_eq!(expired[0]["occurrences"], 2);
+    let locations = report["images"][0]["inventory"]["keys"][0]["locations"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(locations, 1, "one place, listed once");
+    let table = ocicert(&["scan", &source, "--now", NOW, "--fail-on", "never"]);
+    assert!(table.stdout.contains("×13"), "{}", table.stdout);
+}
+
+/// PEM markers in source code (an ssl.py-like module) and documentation (a README with
+/// placeholder blocks) are string constants and examples: no finding, listed as inert.
+#[test]
+fn pem_markers_in_source_and_docs_are_not_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["pem-in-source.py", "readme-pem.md"] {
+        fs_err::write(dir.path().join(name), fixture(&format!("negative/{name}"))).unwrap();
+    }
+    // A broken block in a plain .pem file is still reported.
+    fs_err::write(
+        dir.path().join("broken.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let report = scan_json(
+        &format!("dir:{}", dir.path().display()),
+        &["--fail-on", "never"],
+    )
+    .json();
+    let image = &report["images"][0];
+    let findings = image["findings"].as_array().unwrap();
+    let places: Vec<&str> = findings
+        .iter()
+        .map(|f| f["location"]["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(places, ["/broken.pem"], "{findings:?}");
+    assert_eq!(findings[0]["rule"], "pem-unparseable");
+    let inert = image["inventory"]["inert_pem"].as_array().unwrap();
+    assert_eq!(inert.len(), 4, "{inert:?}");
+}
