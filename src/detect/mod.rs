@@ -436,17 +436,6 @@ pub fn inert(artifact: Artifact) -> Artifact {
     }
 }
 
-/// Whether an artifact is a PEM block that did not parse.
-pub fn is_unparseable_pem(artifact: &Artifact) -> bool {
-    matches!(
-        artifact,
-        Artifact::Unparseable {
-            kind: UnparseableKind::Pem,
-            ..
-        }
-    )
-}
-
 /// Whether `lower_name` ends with one of the extensions (without dot).
 pub fn has_extension(lower_name: &str, extensions: &[&str]) -> bool {
     lower_name
@@ -477,9 +466,9 @@ pub fn interpret_pem_all(block: &pem::Block) -> Vec<Artifact> {
     }
 }
 
-/// Turns one PEM block into an artifact. Labels that are not secrets or certificates (public
-/// keys, CRLs, parameters) give `None`.
-pub fn interpret_pem(block: &pem::Block) -> Option<Artifact> {
+/// Turns one PEM block into an artifact (`interpret_pem_all` for PKCS#7 bundles). Labels that
+/// are not secrets or certificates (public keys, parameters) give `None`; a CRL is counted.
+fn interpret_pem(block: &pem::Block) -> Option<Artifact> {
     let label = block.label.as_str();
     let body = match &block.body {
         Ok(body) => body.as_slice(),
