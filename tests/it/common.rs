@@ -441,3 +441,13 @@ pub fn assert_clean_error(run: &Run, needles: &[&str]) {
         );
     }
 }
+
+/// `scan REFERENCE --format json --now NOW` plus extra arguments, which must end within
+/// `seconds` and `mib` MiB of peak RSS, without a panic.
+pub fn bounded_scan(reference: &str, extra: &[&str], seconds: u64, mib: u64) -> Run {
+    let mut args = vec!["scan", reference, "--format", "json", "--now", NOW];
+    args.extend_from_slice(extra);
+    let measured = ocicert_measured(&args, &[], std::time::Duration::from_secs(seconds * 3));
+    measured.assert_bounded(seconds, mib);
+    measured.run
+}

@@ -8,16 +8,6 @@ use serde_json::json;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-/// `scan REFERENCE --format json --now NOW` plus extra arguments, which must end within
-/// `seconds` and `mib` MiB of peak RSS, without a panic.
-fn bounded_scan(reference: &str, extra: &[&str], seconds: u64, mib: u64) -> Run {
-    let mut args = vec!["scan", reference, "--format", "json", "--now", NOW];
-    args.extend_from_slice(extra);
-    let measured = ocicert_measured(&args, &[], Duration::from_secs(seconds * 3));
-    measured.assert_bounded(seconds, mib);
-    measured.run
-}
-
 fn one_layer(dir: &std::path::Path, blob: Blob) -> (Layout, String, String) {
     let mut layout = Layout::new(dir);
     let layer_digest = digest(&blob.bytes);

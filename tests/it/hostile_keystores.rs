@@ -24,20 +24,7 @@ fn keystore_bombs_are_scanned_within_the_budget_and_reported_incomplete() {
     let manifest = layout.image(&[layer], json!({}), ("linux", "amd64"));
     layout.tag(manifest, "t").write();
     let reference = format!("oci:{}:t", dir.path().display());
-    let args = [
-        "scan",
-        &reference,
-        "--format",
-        "json",
-        "--now",
-        NOW,
-        "--fail-on",
-        "never",
-        "--no-cache",
-    ];
-    let measured = ocicert_measured(&args, &[], Duration::from_secs(30));
-    measured.assert_bounded(10, 256);
-    let run = &measured.run;
+    let run = bounded_scan(&reference, &["--fail-on", "never", "--no-cache"], 10, 256);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let report = run.json();
     let findings = report["images"][0]["findings"].as_array().unwrap();

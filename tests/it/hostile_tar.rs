@@ -57,20 +57,8 @@ fn a_gnu_long_name_of_256_mib_is_streamed_past_and_reported() {
     let manifest = layout.image(&[blob], json!({}), ("linux", "amd64"));
     layout.tag(manifest, "t").write();
     let reference = format!("oci:{}:t", dir.path().display());
-    let args = [
-        "scan",
-        &reference,
-        "--format",
-        "json",
-        "--now",
-        NOW,
-        "--fail-on",
-        "never",
-        "--no-cache",
-    ];
-    let measured = ocicert_measured(&args, &[], Duration::from_secs(30));
-    measured.assert_bounded(10, 256);
-    let report = measured.run.json();
+    let run = bounded_scan(&reference, &["--fail-on", "never", "--no-cache"], 10, 256);
+    let report = run.json();
     let findings = report["images"][0]["findings"].as_array().unwrap();
     assert!(
         findings.iter().any(|f| f["rule"] == "scan-incomplete"
